@@ -1,0 +1,27 @@
+// Test entry point: `npm test` runs every spec/**/*.spec.ts in one process with uvu.
+// `npm test -- core/ops` runs only the files whose path contains that text.
+// Each spec file is also runnable alone: `npx tsx spec/core/ops.spec.ts`.
+import { readdirSync, statSync } from "node:fs";
+import { join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { run } from "uvu/run";
+
+const root = resolve(fileURLToPath(new URL(".", import.meta.url)));
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...walk(p));
+    else if (name.endsWith(".spec.ts")) out.push(p);
+  }
+  return out;
+}
+
+const filters = process.argv.slice(2);
+const files = walk(root).filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+if (files.length === 0) {
+  console.error(`spec/run: no spec files match ${JSON.stringify(filters)}`);
+  process.exit(1);
+}
+await run(files.map((file) => ({ name: relative(root, file), file })), { bail: false });
