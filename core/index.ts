@@ -1,0 +1,20 @@
+// Hasten core: tensors, autodiff, backends, RNG and checkpoints.
+import { registerBackend } from "./backend.ts";
+import { createCpuBackend } from "./backends/cpu/index.ts";
+
+registerBackend("cpu", createCpuBackend);
+
+export { Tensor } from "./tensor.ts";
+export type { DType, TypedArray } from "./dtype.ts";
+export { getBackend, registerBackend, registeredBackends, setBackend, type Backend, type BackendBuffer } from "./backend.ts";
+export { backward, isGradEnabled, noGrad } from "./autograd.ts";
+export { keep, tidy } from "./scope.ts";
+export { Generator, defaultGenerator, manualSeed } from "./rng.ts";
+export { arange, eye, full, fullLike, ones, onesLike, rand, randint, randn, tensor, zeros, zerosLike, type TensorOptions } from "./ops/creation.ts";
+export { add, clamp, div, maskedFill, maximum, minimum, mul, pow, rdiv, rsub, sub, where } from "./ops/elementwise.ts";
+export { argmax, argmin, logsumexp, max, mean, min, sum, variance } from "./ops/reduce.ts";
+export { matmul } from "./ops/linalg.ts";
+export { cat, chunk, expand, flatten, narrow, pad, permute, reshape, split, squeeze, stack, transpose, unsqueeze } from "./ops/shape.ts";
+export { embedding, gather, indexSelect, oneHot, scatterAdd } from "./ops/indexing.ts";
+export { crossEntropy, dropout, layerNorm, logSoftmax, softmax, type CrossEntropyOptions } from "./ops/nn.ts";
+export { loadSafetensors, saveSafetensors } from "./serialize.ts";
