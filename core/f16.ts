@@ -78,7 +78,7 @@ export function f32BitsToBf16Bits(x: number): number {
   // Add just under half an ulp of the result, plus 1 when the kept part is odd: ties go to even.
   // x < 2^32 and the addend < 2^16, so the sum is exact in a double; overflow reaches 0x7f80 = inf.
   const x32 = x >>> 0;
-  return ((x32 + 0x8000) / 0x10000) & 0xffff;
+  return ((x32 + 0x7fff + ((x32 >>> 16) & 1)) / 0x10000) & 0xffff;
 }
 
 /** float32 values to binary16 bit patterns, round to nearest even. */
