@@ -1,0 +1,164 @@
+// Every op, one line each: forward vs an independent float64 reference and gradient vs central
+// finite differences, on every registered backend (spec/helpers/check-op.ts).
+import { suite } from "uvu";
+import * as C from "../../core/index.ts";
+import { erf } from "../../core/math.ts";
+import { checkOp } from "../helpers/check-op.ts";
+import {
+  alongDim, at, map, matmulNd, nd, permuteNd, reduceDims, unravel, zip, type Nd,
+} from "../helpers/nd.ts";
+
+const t = suite("ops");
+const sum = (v: number[]) => v.reduce((a, b) => a + b, 0);
+const gelu = (x: number) => 0.5 * x * (1 + erf(x / Math.SQRT2));
+const sig = (x: number) => 1 / (1 + Math.exp(-x));
+const pos = { low: 0.5, high: 2 };
+
+// ---- element-wise unary ----
+t("neg", () => checkOp("neg", [[3, 4]], (x) => x.neg(), (x) => map(x, (v) => -v)));
+t("exp", () => checkOp("exp", [[3, 4]], (x) => x.exp(), (x) => map(x, Math.exp)));
+t("log", () => checkOp("log", [{ shape: [3, 4], ...pos }], (x) => x.log(), (x) => map(x, Math.log)));
+t("sqrt", () => checkOp("sqrt", [{ shape: [5], ...pos }], (x) => x.sqrt(), (x) => map(x, Math.sqrt)));
+t("rsqrt", () => checkOp("rsqrt", [{ shape: [5], ...pos }], (x) => x.rsqrt(), (x) => map(x, (v) => 1 / Math.sqrt(v))));
+t("abs", () => checkOp("abs", [[2, 5]], (x) => x.abs(), (x) => map(x, Math.abs)));
+t("tanh", () => checkOp("tanh", [[2, 5]], (x) => x.tanh(), (x) => map(x, Math.tanh)));
+t("sigmoid", () => checkOp("sigmoid", [[2, 5]], (x) => x.sigmoid(), (x) => map(x, sig)));
+t("relu", () => checkOp("relu", [[2, 5]], (x) => x.relu(), (x) => map(x, (v) => Math.max(v, 0))));
+t("gelu (erf)", () => checkOp("gelu", [[2, 6]], (x) => x.gelu(), (x) => map(x, gelu)));
+t("gelu (tanh)", () => checkOp("geluTanh", [[2, 6]], (x) => x.gelu("tanh"),
+  (x) => map(x, (v) => 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v ** 3))))));
+t("sin/cos", () => checkOp("sin*cos", [[7]], (x) => x.sin().mul(x.cos()), (x) => map(x, (v) => Math.sin(v) * Math.cos(v))));
+t("square", () => checkOp("square", [[7]], (x) => x.square(), (x) => map(x, (v) => v * v)));
+
+// ---- binary with broadcasting ----
+const bin = (name: string, a: number[], b: number[], f: (x: C.Tensor, y: C.Tensor) => C.Tensor, r: (x: number, y: number) => number, specB = {}) =>
+  t(`${name} ${JSON.stringify(a)}·${JSON.stringify(b)}`, () => checkOp(name, [a, { shape: b, ...specB }], f, (x, y) => zip([x, y], r)));
+bin("add", [3, 4], [3, 4], (x, y) => x.add(y), (x, y) => x + y);
+bin("add", [2, 3, 4], [4], (x, y) => x.add(y), (x, y) => x + y);
+bin("add", [2, 1, 4], [3, 1], (x, y) => x.add(y), (x, y) => x + y);
+bin("sub", [3, 1], [1, 4], (x, y) => x.sub(y), (x, y) => x - y);
+bin("mul", [2, 3, 1], [1, 3, 5], (x, y) => x.mul(y), (x, y) => x * y);
+bin("mul", [], [3, 2], (x, y) => x.mul(y), (x, y) => x * y);
+bin("div", [2, 3], [3], (x, y) => x.div(y), (x, y) => x / y, pos);
+bin("pow", [2, 3], [3], (x, y) => x.abs().add(0.5).pow(y), (x, y) => (Math.abs(x) + 0.5) ** y);
+bin("maximum", [4, 3], [3], (x, y) => x.maximum(y), Math.max);
+bin("minimum", [4, 1], [1, 3], (x, y) => x.minimum(y), Math.min);
+t("scalar ops", () => checkOp("scalars", [[3, 4]], (x) => x.mul(3).add(1).sub(0.5).div(2).pow(2),
+  (x) => map(x, (v) => ((v * 3 + 1 - 0.5) / 2) ** 2)));
+t("rsub/rdiv", () => checkOp("rsub/rdiv", [{ shape: [5], ...pos }], (x) => C.rdiv(C.rsub(x, 3), 2),
+  (x) => map(x, (v) => 2 / (3 - v)), { atol: 1e-4 }));
+t("clamp", () => checkOp("clamp", [[4, 5]], (x) => x.clamp(-0.5, 0.7), (x) => map(x, (v) => Math.min(0.7, Math.max(-0.5, v)))));
+t("compare → mask", () => checkOp("gt", [[3, 4], [4]], (x, y) => x.gt(y), (x, y) => zip([x, y], (a, b) => (a > b ? 1 : 0)), { grad: false }));
+t("eq/ne/le/lt/ge scalar", () => checkOp("cmp", [{ shape: [12], dtype: "int32" }],
+  (x) => x.eq(1).add(x.ne(2).mul(2)).add(x.le(1).mul(4)).add(x.lt(3).mul(8)).add(x.ge(2).mul(16)),
+  (x) => map(x, (v) => +(v === 1) + 2 * +(v !== 2) + 4 * +(v <= 1) + 8 * +(v < 3) + 16 * +(v >= 2)), { grad: false }));
+t("where", () => checkOp("where", [{ shape: [3, 1], grad: false }, [3, 4], [4]],
+  (c, a, b) => C.where(c.gt(0), a, b), (c, a, b) => zip([c, a, b], (cc, x, y) => (cc > 0 ? x : y))));
+t("maskedFill", () => checkOp("maskedFill", [[2, 3], { shape: [3], grad: false }],
+  (x, m) => x.maskedFill(m.gt(0), -5), (x, m) => zip([x, m], (v, mm) => (mm > 0 ? -5 : v))));
+
+// ---- reductions ----
+t("sum all", () => checkOp("sum", [[3, 4]], (x) => x.sum(), (x) => nd([], [sum([...x.data])])));
+t("sum dim keepdim", () => checkOp("sum", [[2, 3, 4]], (x) => x.sum(1, true), (x) => reduceDims(x, [1], true, sum)));
+t("sum dims [0,2]", () => checkOp("sum", [[2, 3, 4]], (x) => x.sum([0, 2]), (x) => reduceDims(x, [0, 2], false, sum)));
+t("mean", () => checkOp("mean", [[2, 3, 4]], (x) => x.mean(-1), (x) => reduceDims(x, [2], false, (v) => sum(v) / v.length)));
+t("max dim", () => checkOp("max", [[3, 5]], (x) => x.max(1), (x) => reduceDims(x, [1], false, (v) => Math.max(...v))));
+t("min dims", () => checkOp("min", [[3, 4, 2]], (x) => x.min([0, 2], true), (x) => reduceDims(x, [0, 2], true, (v) => Math.min(...v))));
+t("argmax", () => checkOp("argmax", [[3, 5]], (x) => x.argmax(1), (x) => reduceDims(x, [1], false, (v) => v.indexOf(Math.max(...v))), { grad: false }));
+t("argmin", () => checkOp("argmin", [[3, 5]], (x) => x.argmin(0), (x) => reduceDims(x, [0], false, (v) => v.indexOf(Math.min(...v))), { grad: false }));
+const lse = (v: number[]) => { const m = Math.max(...v); return m + Math.log(sum(v.map((u) => Math.exp(u - m)))); };
+t("logsumexp", () => checkOp("logsumexp", [[3, 5]], (x) => x.logsumexp(-1), (x) => reduceDims(x, [1], false, lse)));
+t("var", () => checkOp("var", [[3, 5]], (x) => x.var(1), (x) => reduceDims(x, [1], false, (v) => {
+  const m = sum(v) / v.length; return sum(v.map((u) => (u - m) ** 2)) / (v.length - 1);
+})));
+
+// ---- linear algebra ----
+t("matmul 2d", () => checkOp("matmul", [[3, 4], [4, 5]], (a, b) => a.matmul(b), matmulNd));
+t("matmul batched", () => checkOp("matmul", [[2, 3, 4], [2, 4, 2]], (a, b) => a.matmul(b), matmulNd));
+t("matmul broadcast batch", () => checkOp("matmul", [[2, 1, 3, 4], [3, 4, 2]], (a, b) => a.matmul(b), matmulNd));
+t("matmul [B,T,K]@[K,N]", () => checkOp("matmul", [[2, 3, 4], [4, 5]], (a, b) => a.matmul(b), matmulNd));
+t("matmul vector", () => checkOp("matmul", [[4], [4, 3]], (a, b) => a.matmul(b),
+  (a, b) => { const r = matmulNd(nd([1, 4], a.data), b); return nd([3], r.data); }));
+t("mT", () => checkOp("mT", [[2, 3, 4]], (x) => x.mT, (x) => permuteNd(x, [0, 2, 1])));
+
+// ---- shape ----
+t("reshape/view/flatten", () => checkOp("reshape", [[2, 3, 4]], (x) => x.reshape(4, -1).view([2, 12]).flatten(), (x) => nd([24], x.data)));
+t("unsqueeze/squeeze", () => checkOp("squeeze", [[3, 1, 4]], (x) => x.squeeze(1).unsqueeze(0).mul(2), (x) => nd([1, 3, 4], x.data.map((v) => 2 * v))));
+t("permute", () => checkOp("permute", [[2, 3, 4]], (x) => x.permute(2, 0, 1), (x) => permuteNd(x, [2, 0, 1])));
+t("transpose", () => checkOp("transpose", [[2, 3, 4]], (x) => x.transpose(0, 2), (x) => permuteNd(x, [2, 1, 0])));
+t("expand", () => checkOp("expand", [[3, 1]], (x) => x.expand(2, 3, 4), (x) => zip([x, nd([2, 3, 4])], (a) => a)));
+const sliceRef = (x: Nd, dim: number, s: number, e: number): Nd => {
+  const shape = x.shape.slice(); shape[dim] = e - s;
+  const out = nd(shape);
+  for (let i = 0; i < out.data.length; i++) { const idx = unravel(i, shape); idx[dim] += s; out.data[i] = at(x, idx); }
+  return out;
+};
+t("narrow/slice", () => checkOp("narrow", [[4, 5]], (x) => x.narrow(1, 1, 3).slice(0, -3), (x) => sliceRef(sliceRef(x, 1, 1, 4), 0, 1, 4)));
+t("split/chunk", () => checkOp("split", [[6, 2]], (x) => { const [a, b, c] = x.chunk(3, 0); const [d] = x.split([4, 2]); return a.add(b).mul(c).sum().add(d.sum()); },
+  (x) => { let s = 0; for (let r = 0; r < 2; r++) for (let c = 0; c < 2; c++) s += (x.data[r * 2 + c] + x.data[(r + 2) * 2 + c]) * x.data[(r + 4) * 2 + c]; for (let i = 0; i < 8; i++) s += x.data[i]; return nd([], [s]); }));
+t("cat", () => checkOp("cat", [[2, 3], [2, 1]], (a, b) => C.cat([a, b], 1), (a, b) => {
+  const out = nd([2, 4]); for (let r = 0; r < 2; r++) { for (let c = 0; c < 3; c++) out.data[r * 4 + c] = a.data[r * 3 + c]; out.data[r * 4 + 3] = b.data[r]; } return out;
+}));
+t("stack", () => checkOp("stack", [[3], [3]], (a, b) => C.stack([a, b], 1), (a, b) => nd([3, 2], [a.data[0], b.data[0], a.data[1], b.data[1], a.data[2], b.data[2]])));
+t("pad", () => checkOp("pad", [[2, 3]], (x) => x.pad([1, 2, 0, 1], 0.5), (x) => {
+  const out = nd([3, 6]).data.fill(0.5); for (let r = 0; r < 2; r++) for (let c = 0; c < 3; c++) out[r * 6 + c + 1] = x.data[r * 3 + c]; return nd([3, 6], out);
+}));
+t("tril/triu", () => checkOp("tril", [[3, 4]], (x) => x.tril().add(x.triu(1).mul(2)),
+  (x) => { const o = nd([3, 4]); for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) o.data[i * 4 + j] = x.data[i * 4 + j] * (j <= i ? 1 : 2); return o; }));
+
+// ---- indexing ----
+t("gather", () => checkOp("gather", [[3, 5], { shape: [3, 2], dtype: "int32", low: 0, high: 5 }], (x, i) => x.gather(1, i),
+  (x, i) => { const o = nd([3, 2]); for (let r = 0; r < 3; r++) for (let k = 0; k < 2; k++) o.data[r * 2 + k] = x.data[r * 5 + i.data[r * 2 + k]]; return o; }));
+t("scatterAdd", () => checkOp("scatterAdd", [[2, 4], { shape: [2, 3], dtype: "int32", low: 0, high: 4 }, [2, 3]], (x, i, s) => x.scatterAdd(1, i, s),
+  (x, i, s) => { const o = nd([2, 4], x.data); for (let r = 0; r < 2; r++) for (let k = 0; k < 3; k++) o.data[r * 4 + i.data[r * 3 + k]] += s.data[r * 3 + k]; return o; }));
+t("indexSelect", () => checkOp("indexSelect", [[4, 3], { shape: [5], dtype: "int32", low: 0, high: 4 }], (x, i) => x.indexSelect(0, i),
+  (x, i) => { const o = nd([5, 3]); for (let k = 0; k < 5; k++) for (let c = 0; c < 3; c++) o.data[k * 3 + c] = x.data[i.data[k] * 3 + c]; return o; }));
+t("indexSelect dim 1", () => checkOp("indexSelect", [[2, 4, 3], { shape: [2], dtype: "int32", low: 0, high: 4 }], (x, i) => x.indexSelect(1, i),
+  (x, i) => { const o = nd([2, 2, 3]); for (let b = 0; b < 2; b++) for (let k = 0; k < 2; k++) for (let c = 0; c < 3; c++) o.data[(b * 2 + k) * 3 + c] = x.data[(b * 4 + i.data[k]) * 3 + c]; return o; }));
+t("embedding", () => checkOp("embedding", [[6, 3], { shape: [2, 2], dtype: "int32", low: 0, high: 6 }], (w, i) => C.embedding(w, i),
+  (w, i) => { const o = nd([2, 2, 3]); for (let k = 0; k < 4; k++) for (let c = 0; c < 3; c++) o.data[k * 3 + c] = w.data[i.data[k] * 3 + c]; return o; }));
+t("oneHot", () => checkOp("oneHot", [{ shape: [4], dtype: "int32", low: 0, high: 3 }], (i) => C.oneHot(i, 3),
+  (i) => { const o = nd([4, 3]); i.data.forEach((v, k) => (o.data[k * 3 + v] = 1)); return o; }, { grad: false }));
+
+// ---- NN primitives ----
+const softmaxRow = (v: number[]) => { const m = Math.max(...v); const e = v.map((u) => Math.exp(u - m)); const s = sum(e); return e.map((u) => u / s); };
+t("softmax last", () => checkOp("softmax", [[3, 6]], (x) => x.softmax(-1), (x) => alongDim(x, 1, softmaxRow)));
+t("softmax dim 0", () => checkOp("softmax", [[4, 3]], (x) => x.softmax(0), (x) => alongDim(x, 0, softmaxRow)));
+t("logSoftmax", () => checkOp("logSoftmax", [[2, 3, 5]], (x) => x.logSoftmax(-1), (x) => alongDim(x, 2, (v) => v.map((u) => u - lse(v)))));
+t("logSoftmax dim 1", () => checkOp("logSoftmax", [[2, 3, 2]], (x) => x.logSoftmax(1), (x) => alongDim(x, 1, (v) => v.map((u) => u - lse(v)))));
+const lnRef = (x: Nd, w: Nd, b: Nd, eps: number) => {
+  const n = w.data.length; const out = nd(x.shape.slice());
+  for (let r = 0; r < x.data.length / n; r++) {
+    const row = [...x.data.subarray(r * n, r * n + n)];
+    const mu = sum(row) / n; const v = sum(row.map((u) => (u - mu) ** 2)) / n;
+    row.forEach((u, j) => (out.data[r * n + j] = ((u - mu) / Math.sqrt(v + eps)) * w.data[j] + b.data[j]));
+  }
+  return out;
+};
+t("layerNorm", () => checkOp("layerNorm", [[2, 3, 8], [8], [8]], (x, w, b) => C.layerNorm(x, w, b, 1e-5), (x, w, b) => lnRef(x, w, b, 1e-5), { gradAtol: 5e-3 }));
+const ceRef = (z: Nd, tt: Nd, eps: number, ignore: number) => {
+  const v = z.shape[z.shape.length - 1]; let tot = 0, cnt = 0;
+  for (let r = 0; r < tt.data.length; r++) {
+    if (tt.data[r] === ignore) continue;
+    const row = [...z.data.subarray(r * v, r * v + v)]; const l = lse(row);
+    // cross-entropy against the smoothed target q = (1−ε)·onehot + ε/V: −Σ q_j log p_j
+    let loss = 0;
+    row.forEach((u, j) => (loss -= ((j === tt.data[r] ? 1 - eps : 0) + eps / v) * (u - l)));
+    tot += loss; cnt++;
+  }
+  return nd([], [tot / cnt]);
+};
+t("crossEntropy", () => checkOp("crossEntropy", [[4, 5], { shape: [4], dtype: "int32", low: 0, high: 5 }], (z, y) => C.crossEntropy(z, y), (z, y) => ceRef(z, y, 0, -100)));
+t("crossEntropy smoothing + ignoreIndex", () => checkOp("crossEntropy", [[2, 3, 5], { shape: [2, 3], dtype: "int32", values: [1, 0, 4, 0, 2, 3] }],
+  (z, y) => C.crossEntropy(z, y, { labelSmoothing: 0.1, ignoreIndex: 0 }), (z, y) => ceRef(z, y, 0.1, 0)));
+t("crossEntropy sum", () => checkOp("crossEntropy", [[3, 4], { shape: [3], dtype: "int32", low: 0, high: 4 }],
+  (z, y) => C.crossEntropy(z, y, { reduction: "sum" }), (z, y) => nd([], [ceRef(z, y, 0, -100).data[0] * 3])));
+t("dropout (seeded mask)", () => checkOp("dropout", [[4, 8]], (x) => C.dropout(x, 0.25, true, new C.Generator(7)), (x) => {
+  const mask = new C.Generator(7).bernoulliMask(32, 0.75);
+  return map(x, (v, i) => (v * mask[i]) / 0.75);
+}));
+t("composite: attention-like", () => checkOp("attention", [[2, 3, 4], [2, 5, 4], [2, 5, 4]],
+  (q, k, v) => q.matmul(k.mT).mul(0.5).softmax(-1).matmul(v),
+  (q, k, v) => matmulNd(alongDim(map(matmulNd(q, permuteNd(k, [0, 2, 1])), (u) => u * 0.5), 2, softmaxRow), v)));
+
+t.run();
