@@ -79,6 +79,8 @@ t("matmul broadcast batch", () => checkOp("matmul", [[2, 1, 3, 4], [3, 4, 2]], (
 t("matmul [B,T,K]@[K,N]", () => checkOp("matmul", [[2, 3, 4], [4, 5]], (a, b) => a.matmul(b), matmulNd));
 t("matmul vector", () => checkOp("matmul", [[4], [4, 3]], (a, b) => a.matmul(b),
   (a, b) => { const r = matmulNd(nd([1, 4], a.data), b); return nd([3], r.data); }));
+t("matmul across k-blocks, odd sizes", () => checkOp("matmul", [[5, 300], [300, 7]], (a, b) => a.matmul(b), matmulNd, { atol: 1e-4 }));
+t("matmul with transposed operands", () => checkOp("matmul", [[3, 6, 5], [4, 6]], (a, b) => a.mT.matmul(b.mT), (a, b) => matmulNd(permuteNd(a, [0, 2, 1]), permuteNd(b, [1, 0]))));
 t("mT", () => checkOp("mT", [[2, 3, 4]], (x) => x.mT, (x) => permuteNd(x, [0, 2, 1])));
 
 // ---- shape ----
