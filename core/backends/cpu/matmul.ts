@@ -37,6 +37,10 @@ export function matmul(alloc: Alloc, [a, b]: TypedArray[], p: KernelParams["matm
   const kcMax = Math.min(K, KC);
   const ap = new Float32Array(Math.ceil(M / R) * R * kcMax);
   const bp = new Float32Array(Math.ceil(N / R) * R * kcMax);
+  if (M <= 2 && !p.transA) {
+    for (let bi = 0; bi < batch; bi++) skinny(a, bi * p.aBatchStride, b, bi * p.bBatchStride, c, bi * M * N, M, K, N, p.transB);
+    return [c];
+  }
   for (let bi = 0; bi < batch; bi++) {
     const co = bi * M * N;
     for (let k0 = 0; k0 < K; k0 += KC) {
@@ -69,5 +73,27 @@ function micro(ap: Float32Array, ao: number, bp: Float32Array, bo: number, kc: n
   for (let r = 0; r < rows; r++) {
     const o = co + (i0 + r) * N + j0;
     for (let q = 0; q < cols; q++) c[o + q] += acc[r * 4 + q];
+  }
+}
+
+// One or two rows of A (decoding at batch 1): packing B would cost as much as the product, so
+// stream B once. A·B accumulates rows of B; A·Bᵀ is a dot product per output.
+function skinny(a: TypedArray, ao: number, b: TypedArray, bo: number, c: Float32Array, co: number, M: number, K: number, N: number, transB: boolean): void {
+  for (let i = 0; i < M; i++) {
+    const ai = ao + i * K, ci = co + i * N;
+    if (transB) {
+      for (let j = 0; j < N; j++) {
+        const bj = bo + j * K;
+        let s0 = 0, s1 = 0, k = 0;
+        for (; k + 1 < K; k += 2) { s0 += a[ai + k] * b[bj + k]; s1 += a[ai + k + 1] * b[bj + k + 1]; }
+        if (k < K) s0 += a[ai + k] * b[bj + k];
+        c[ci + j] = s0 + s1;
+      }
+    } else {
+      for (let k = 0; k < K; k++) {
+        const av = a[ai + k], bk = bo + k * N;
+        for (let j = 0; j < N; j++) c[ci + j] += av * b[bk + j];
+      }
+    }
   }
 }
