@@ -65,6 +65,7 @@ export class BpeTokenizer {
 
   /** Build from an alphabet and ranked merges; use train() or fromJSON() rather than this. */
   constructor(alphabet: string[], merges: [string, string][]) {
+    if (!alphabet.includes(WORD_MARKER)) throw new Error(`BpeTokenizer: the alphabet must contain the word marker "${WORD_MARKER}"`);
     this.alphabet = alphabet;
     this.merges = merges;
     this.tokens = [...SPECIAL_TOKENS, ...BYTE_NAMES];

@@ -197,6 +197,8 @@ test("save/load round trip, atomic write, clear errors", () => {
     assert.throws(() => BpeTokenizer.load(join(dir, "size.json")), /vocabSize is 7 but the merges build 380 tokens/);
     assert.throws(() => BpeTokenizer.fromJSON({ ...json, merges: [["zz", "q"]] }), /uses a token that is not in the vocabulary/);
     assert.throws(() => BpeTokenizer.fromJSON([]), /expected a tokenizer object, got an array/);
+    assert.throws(() => BpeTokenizer.fromJSON({ ...json, alphabet: ["a"], merges: [] }), /must contain the word marker/);
+    assert.throws(() => BpeTokenizer.fromJSON({ ...json, alphabet: ["ab"] }), /alphabet\[0\] must be one character, got "ab"/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
