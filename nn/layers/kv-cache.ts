@@ -1,0 +1,122 @@
+// Incremental decoding state. A KVCache holds one attention layer's keys and values for every
+// position decoded so far, k, v: [B, H, T, Dh]; a DecoderCache holds one per layer (plus the
+// cross-attention keys/values of the encoder memory, computed once).
+//
+// Operations search algorithms need: append (one more step), truncate (roll back rejected
+// speculative tokens), reorder (beam search keeps, for each new hypothesis, its parent's state).
+// Cached tensors are keep()-ed, so they survive the tidy() of each decoding step; replacing one
+// frees the old buffer. The cache is inference-only: appending tensors that carry a gradient
+// graph would free buffers the graph still needs, so that is refused.
+import { isGradEnabled } from "../../core/autograd.ts";
+import { cat } from "../../core/ops/shape.ts";
+import { keep } from "../../core/scope.ts";
+import { fmt } from "../../core/shape.ts";
+import type { Tensor } from "../../core/tensor.ts";
+
+function checkIndex(who: string, index: Tensor): void {
+  if (index.dtype !== "int32" || index.ndim !== 1) throw new Error(`${who}: index must be a 1-D int32 tensor of batch rows, got ${index.dtype}${fmt(index.shape)}`);
+}
+
+export class KVCache {
+  private k: Tensor | undefined; // [B, H, T, Dh]
+  private v: Tensor | undefined;
+
+  get length(): number {
+    return this.k ? this.k.shape[2] : 0;
+  }
+  get batchSize(): number | undefined {
+    return this.k?.shape[0];
+  }
+  get keys(): Tensor | undefined {
+    return this.k;
+  }
+  get values(): Tensor | undefined {
+    return this.v;
+  }
+
+  // Appends new positions k, v: [B, H, Tnew, Dh]; returns the full [B, H, T + Tnew, Dh] pair.
+  append(k: Tensor, v: Tensor): [Tensor, Tensor] {
+    if (isGradEnabled() && (k.requiresGrad || v.requiresGrad)) {
+      throw new Error("KVCache: incremental decoding is inference-only; run it under noGrad()");
+    }
+    if (k.ndim !== 4 || k.shape.join() !== v.shape.join()) throw new Error(`KVCache.append: expected k, v of equal shape [B, H, T, Dh], got ${fmt(k.shape)} and ${fmt(v.shape)}`);
+    if (this.k && (this.k.shape[0] !== k.shape[0] || this.k.shape[1] !== k.shape[1] || this.k.shape[3] !== k.shape[3])) {
+      throw new Error(`KVCache.append: cached ${fmt(this.k.shape)} cannot take ${fmt(k.shape)} (B, H and Dh must match)`);
+    }
+    const nk = this.k ? cat([this.k, k], 2) : k;
+    const nv = this.v ? cat([this.v, v], 2) : v;
+    this.replace(nk, nv);
+    return [nk, nv];
+  }
+
+  // Keeps the first `length` positions (speculative decoding rolls rejected tokens back).
+  truncate(length: number): void {
+    if (!Number.isInteger(length) || length < 0 || length > this.length) {
+      throw new Error(`KVCache.truncate: length must be an integer in [0, ${this.length}], got ${length}`);
+    }
+    if (!this.k || length === this.length) return;
+    if (length === 0) return this.clear();
+    this.replace(this.k.narrow(2, 0, length), this.v!.narrow(2, 0, length));
+  }
+
+  // Row i of the new cache is row index[i] of the old one (beam search: hypothesis i continues
+  // from parent index[i]). The batch size may change (e.g. expanding B sources to B·beam rows).
+  reorder(index: Tensor): void {
+    checkIndex("KVCache.reorder", index);
+    if (!this.k) return;
+    this.replace(this.k.indexSelect(0, index), this.v!.indexSelect(0, index));
+  }
+
+  clear(): void {
+    this.k?.dispose();
+    this.v?.dispose();
+    this.k = this.v = undefined;
+  }
+
+  dispose(): void {
+    this.clear();
+  }
+
+  private replace(k: Tensor, v: Tensor): void {
+    keep(k);
+    keep(v);
+    if (this.k !== k) this.k?.dispose();
+    if (this.v !== v) this.v?.dispose();
+    this.k = k;
+    this.v = v;
+  }
+}
+
+// One self-attention cache per decoder layer, and (encoder-decoder models) one cross-attention
+// cache per layer that is filled from the memory on the first step and never grows.
+export class DecoderCache {
+  readonly self: KVCache[];
+  readonly cross: KVCache[] | undefined;
+
+  constructor(layers: number, opts: { cross?: boolean } = {}) {
+    this.self = Array.from({ length: layers }, () => new KVCache());
+    this.cross = opts.cross ? Array.from({ length: layers }, () => new KVCache()) : undefined;
+  }
+
+  // Number of target positions decoded so far (the position of the next token).
+  get length(): number {
+    return this.self[0]?.length ?? 0;
+  }
+
+  truncate(length: number): void {
+    for (const c of this.self) c.truncate(length);
+  }
+
+  // Reorders self and cross caches alike. The caller reorders its own copies of the memory and
+  // its padding mask with the same index.
+  reorder(index: Tensor): void {
+    checkIndex("DecoderCache.reorder", index);
+    for (const c of this.self) c.reorder(index);
+    for (const c of this.cross ?? []) c.reorder(index);
+  }
+
+  dispose(): void {
+    for (const c of this.self) c.dispose();
+    for (const c of this.cross ?? []) c.dispose();
+  }
+}

@@ -1,0 +1,67 @@
+// Position information added to token embeddings: a fixed sinusoidal table (Vaswani et al.
+// 2017, §3.5) or a learned one. Both return rows [offset, offset + length) of a [maxLen, D] table;
+// the offset is how incremental decoding asks for the position of the next token.
+import { fromArray } from "../../core/ops/run.ts";
+import { defaultGenerator, type Generator } from "../../core/rng.ts";
+import { keep } from "../../core/scope.ts";
+import type { Tensor } from "../../core/tensor.ts";
+import { normal } from "../init.ts";
+import { Module } from "../module.ts";
+
+function checkRange(who: string, length: number, offset: number, maxLen: number): void {
+  if (!Number.isInteger(length) || !Number.isInteger(offset) || length < 0 || offset < 0 || offset + length > maxLen) {
+    throw new Error(`${who}: positions [${offset}, ${offset + length}) exceed maxLen ${maxLen}`);
+  }
+}
+
+export abstract class PositionalEncoding extends Module {
+  constructor(readonly maxLen: number, readonly dim: number) {
+    super();
+  }
+  // → [length, D]
+  abstract forward(length: number, offset?: number): Tensor;
+}
+
+// PE[p, 2i] = sin(p / 10000^(2i/D)),  PE[p, 2i+1] = cos(p / 10000^(2i/D)). Each pair of dims is a
+// rotation at its own frequency, so PE[p + k] is a fixed linear function of PE[p]: relative
+// offsets are easy for attention to read. Not a parameter: it is not saved in the state dict.
+export class SinusoidalPositions extends PositionalEncoding {
+  private readonly table: Tensor; // [maxLen, D]
+
+  constructor(maxLen: number, dim: number) {
+    super(maxLen, dim);
+    const a = new Float32Array(maxLen * dim);
+    for (let p = 0; p < maxLen; p++) {
+      for (let i = 0; i < dim; i += 2) {
+        const angle = p / Math.pow(10000, i / dim);
+        a[p * dim + i] = Math.sin(angle);
+        if (i + 1 < dim) a[p * dim + i + 1] = Math.cos(angle);
+      }
+    }
+    this.table = keep(fromArray(a, [maxLen, dim], "float32"));
+  }
+
+  forward(length: number, offset = 0): Tensor {
+    checkRange("SinusoidalPositions", length, offset, this.maxLen);
+    return this.table.narrow(0, offset, length);
+  }
+
+  protected override disposeExtra(): void {
+    this.table.dispose();
+  }
+}
+
+export class LearnedPositions extends PositionalEncoding {
+  readonly weight: Tensor; // [maxLen, D]
+
+  constructor(maxLen: number, dim: number, opts: { std?: number; generator?: Generator } = {}) {
+    super(maxLen, dim);
+    const std = opts.std ?? dim ** -0.5;
+    this.weight = this.registerParameter("weight", normal([maxLen, dim], std, opts.generator ?? defaultGenerator()));
+  }
+
+  forward(length: number, offset = 0): Tensor {
+    checkRange("LearnedPositions", length, offset, this.maxLen);
+    return this.weight.narrow(0, offset, length);
+  }
+}
