@@ -1,0 +1,23 @@
+// Hasten nn: modules, layers, models, optimizers and schedules.
+export { Module, ModuleList, type LoadResult, type StateDict } from "./module.ts";
+export * as init from "./init.ts";
+
+export { Linear, type LinearOptions } from "./layers/linear.ts";
+export { Embedding } from "./layers/embedding.ts";
+export { LayerNorm } from "./layers/layer-norm.ts";
+export { Dropout } from "./layers/dropout.ts";
+export { LearnedPositions, PositionalEncoding, SinusoidalPositions } from "./layers/positions.ts";
+export { FeedForward, type Activation } from "./layers/feed-forward.ts";
+export { MASKED, MultiHeadAttention, causalBias, scaledDotProductAttention, type AttentionOptions } from "./layers/attention.ts";
+export { DecoderCache, KVCache } from "./layers/kv-cache.ts";
+export { EncoderLayer, type LayerConfig } from "./layers/encoder-layer.ts";
+export { DecoderLayer, type DecoderLayerInputs } from "./layers/decoder-layer.ts";
+
+export { Transformer, padMask, transformerConfig, type TransformerConfig } from "./models/transformer.ts";
+export { LM_BENCH_CONFIG, TransformerLM, lmConfig, type LMConfig } from "./models/lm.ts";
+
+export { Optimizer, type OptimizerState, type ParamsInput, type StepOptions } from "./optim/optimizer.ts";
+export { SGD, type SGDOptions } from "./optim/sgd.ts";
+export { Adam, AdamW, type AdamOptions } from "./optim/adam.ts";
+export { clipGradNorm } from "./optim/clip.ts";
+export { cosineLr, inverseSqrtLr, noamLr } from "./optim/schedules.ts";
