@@ -1,0 +1,107 @@
+// The worker pool: results with 2 threads equal the 1-thread results bit for bit (every split
+// gives each C element the same k order), the partition covers C exactly once, shutdown works
+// and the runtime keeps working after it, and a process that used workers exits by itself.
+import { spawnSync } from "node:child_process";
+import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import fc from "fast-check";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { WasmRuntime } from "../../core/backends/wasm/index.ts";
+import { partitionGemm, resolveGemm } from "../../core/backends/wasm/gemm.ts";
+
+const rt = new WasmRuntime({ threads: 2, parallelMinFlops: 0, heap: { initialBytes: 1 << 22 } });
+
+function fill(ptr: number, n: number, seed: number) {
+  const v = rt.heap.f32(ptr, n);
+  let s = seed;
+  for (let i = 0; i < n; i++) v[i] = ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+}
+
+test("2 threads give bit-identical results to 1 thread (rows, columns and batch splits)", async () => {
+  await rt.ready();
+  const cases = [
+    { M: 67, N: 45, K: 300 }, // split along M
+    { M: 3, N: 131, K: 70, transB: true }, // split along N
+    { M: 20, N: 33, K: 17, batch: 4, transA: true }, // split by batch
+    { M: 9, N: 30, K: 12, batch: 3, cBatchStride: 0, transA: true, transB: true }, // batch sum: no batch split
+  ];
+  for (const cs of cases) {
+    const batch = cs.batch ?? 1;
+    const nA = batch * cs.M * cs.K, nB = batch * cs.K * cs.N, nC = (cs.cBatchStride === 0 ? 1 : batch) * cs.M * cs.N;
+    const a = rt.heap.alloc(nA * 4), b = rt.heap.alloc(nB * 4), c1 = rt.heap.alloc(nC * 4), c2 = rt.heap.alloc(nC * 4);
+    fill(a, nA, 1);
+    fill(b, nB, 2);
+    rt.setNumThreads(1);
+    rt.gemm({ ...cs, a, b, c: c1 });
+    rt.setNumThreads(2);
+    rt.gemm({ ...cs, a, b, c: c2 });
+    const x = rt.heap.f32(c1, nC), y = rt.heap.f32(c2, nC);
+    for (let i = 0; i < nC; i++) if (!Object.is(x[i], y[i])) assert.unreachable(`${JSON.stringify(cs)}: C[${i}] ${x[i]} vs ${y[i]}`);
+    for (const p of [a, b, c1, c2]) rt.heap.free(p);
+  }
+});
+
+test("property: the thread partition covers every C element of every batch exactly once", () => {
+  const cfg = rt.gemmConfig;
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 70 }), fc.integer({ min: 1, max: 9 }),
+      fc.integer({ min: 1, max: 6 }), fc.boolean(),
+      (M, N, batch, threads, sum) => {
+        const r = resolveGemm({ M, N, K: 2, batch, a: 0, b: 1 << 20, c: 2 << 20, cBatchStride: sum ? 0 : undefined }, 1 << 30);
+        const parts = partitionGemm(r, threads, cfg);
+        assert.ok(parts.length <= threads);
+        const seen = new Uint8Array(batch * M * N);
+        for (const p of parts) {
+          if (sum) assert.equal([p.batch0, p.batch1], [0, batch], "a batch sum is never split by batch");
+          for (let b = p.batch0; b < p.batch1; b++) for (let i = p.m0; i < p.m1; i++) for (let j = p.n0; j < p.n1; j++) seen[(b * M + i) * N + j]++;
+        }
+        assert.ok(seen.every((v) => v === 1));
+      },
+    ),
+    { seed: 7, numRuns: 200 },
+  );
+});
+
+test("shutdown stops the workers; the runtime keeps working and restarts them", async () => {
+  const n = 64 * 64;
+  const a = rt.heap.alloc(n * 4), b = rt.heap.alloc(n * 4), c = rt.heap.alloc(n * 4), d = rt.heap.alloc(n * 4);
+  fill(a, n, 3);
+  fill(b, n, 4);
+  rt.gemm({ M: 64, N: 64, K: 64, a, b, c });
+  await rt.shutdown();
+  rt.gemm({ M: 64, N: 64, K: 64, a, b, c: d }); // no workers ready: runs here
+  await rt.ready();
+  rt.gemm({ M: 64, N: 64, K: 64, a, b, c: d });
+  assert.equal(Array.from(rt.heap.f32(d, n)), Array.from(rt.heap.f32(c, n)));
+  for (const p of [a, b, c, d]) rt.heap.free(p);
+});
+
+test("a process that used worker threads exits by itself (workers are unref'd)", () => {
+  const dir = mkdtempSync(join(tmpdir(), "hasten-wasm-"));
+  const script = join(dir, "exit.mts"); // .mts: top-level await outside a "type": "module" package
+  const runtime = fileURLToPath(new URL("../../core/backends/wasm/index.ts", import.meta.url));
+  writeFileSync(script, `
+    import { WasmRuntime } from ${JSON.stringify(runtime)};
+    const rt = new WasmRuntime({ threads: 2, parallelMinFlops: 0 });
+    await rt.ready();
+    const a = rt.heap.alloc(4 * 256 * 256), c = rt.heap.alloc(4 * 256 * 256);
+    rt.gemm({ M: 256, N: 256, K: 256, a, b: a, c });
+    console.log("done");
+  `);
+  try {
+    const tsx = fileURLToPath(new URL("../../node_modules/tsx/dist/loader.mjs", import.meta.url));
+    const r = spawnSync(process.execPath, ["--import", tsx, script], { timeout: 20000, encoding: "utf8" });
+    assert.equal(r.signal, null, `the child was killed (${r.signal}): it did not exit by itself`);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "done");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test.after(() => rt.shutdown());
+test.run();
