@@ -19,5 +19,9 @@ export { LM_BENCH_CONFIG, TransformerLM, lmConfig, type LMConfig } from "./model
 export { Optimizer, type OptimizerState, type ParamsInput, type StepOptions } from "./optim/optimizer.ts";
 export { SGD, type SGDOptions } from "./optim/sgd.ts";
 export { Adam, AdamW, type AdamOptions } from "./optim/adam.ts";
-export { clipGradNorm } from "./optim/clip.ts";
+export { clipGradNorm, clipGradNormAsync } from "./optim/clip.ts";
 export { cosineLr, inverseSqrtLr, noamLr } from "./optim/schedules.ts";
+
+// The text pipeline (tokenizer, corpus reading, batching) lives beside the modules.
+export * from "./tokenizer/index.ts";
+export * from "./data/index.ts";

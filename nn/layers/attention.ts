@@ -136,7 +136,9 @@ export class MultiHeadAttention extends Module {
     if (k.shape[0] !== b) throw new Error(`MultiHeadAttention: batch ${b} vs cached/memory batch ${k.shape[0]}`);
 
     let bias: Tensor | undefined;
-    if (causal) bias = causalBias(tq, tk, offset, window, x.backend); // [Tq, Tk]
+    // A single new query at the end of the cache sees every key unless a window cuts it off.
+    const allVisible = tq === 1 && offset === tk - 1 && (window === undefined || window >= tk);
+    if (causal && !allVisible) bias = causalBias(tq, tk, offset, window, x.backend); // [Tq, Tk]
     const pad = opts.keyPaddingMask;
     if (pad) {
       if (pad.shape.join() !== [b, tk].join()) throw new Error(`MultiHeadAttention: keyPaddingMask must be [B, Tk] = [${b}, ${tk}], got ${fmt(pad.shape)}`);

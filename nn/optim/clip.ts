@@ -7,17 +7,37 @@ import { cat } from "../../core/ops/shape.ts";
 import { tidy } from "../../core/scope.ts";
 import type { Tensor } from "../../core/tensor.ts";
 
+function gradsOf(params: Iterable<Tensor>, maxNorm: number, who: string): Tensor[] {
+  if (!(maxNorm > 0)) throw new Error(`${who}: maxNorm must be > 0, got ${maxNorm}`);
+  return [...params].map((p) => p.grad).filter((g): g is Tensor => g !== undefined && !g.isDisposed);
+}
+
+// Σᵢ Σ gᵢ² on the device, as a [1] tensor: one scalar to read back.
+function sumOfSquares(grads: Tensor[]): Tensor {
+  return tidy(() => noGrad(() => cat(grads.map((g) => g.square().sum().reshape(1))).sum()));
+}
+
+function scale(grads: Tensor[], total: number, maxNorm: number): number {
+  const coef = maxNorm / (total + 1e-6);
+  if (Number.isFinite(total) && coef < 1) noGrad(() => { for (const g of grads) g.assign_(tidy(() => g.mul(coef))); });
+  return total;
+}
+
 export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number): number {
-  if (!(maxNorm > 0)) throw new Error(`clipGradNorm: maxNorm must be > 0, got ${maxNorm}`);
-  const grads = [...params].map((p) => p.grad).filter((g): g is Tensor => g !== undefined && !g.isDisposed);
+  const grads = gradsOf(params, maxNorm, "clipGradNorm");
   if (grads.length === 0) return 0;
-  return noGrad(() => {
-    // One scalar read: Σᵢ Σ gᵢ² on the device.
-    const total = Math.sqrt(tidy(() => cat(grads.map((g) => g.square().sum().reshape(1))).sum().item()));
-    const coef = maxNorm / (total + 1e-6);
-    if (Number.isFinite(total) && coef < 1) {
-      for (const g of grads) g.assign_(tidy(() => g.mul(coef)));
-    }
-    return total;
-  });
+  const s = sumOfSquares(grads);
+  const total = Math.sqrt(s.item());
+  s.dispose();
+  return scale(grads, total, maxNorm);
+}
+
+// The same for backends that read asynchronously (GPU).
+export async function clipGradNormAsync(params: Iterable<Tensor>, maxNorm: number): Promise<number> {
+  const grads = gradsOf(params, maxNorm, "clipGradNormAsync");
+  if (grads.length === 0) return 0;
+  const s = sumOfSquares(grads);
+  const total = Math.sqrt((await s.data())[0]);
+  s.dispose();
+  return scale(grads, total, maxNorm);
 }

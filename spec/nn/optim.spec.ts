@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { crossEntropy, Generator, loadSafetensors, randint, randn, saveSafetensors, tensor, tidy, type Tensor } from "../../core/index.ts";
-import { Adam, AdamW, clipGradNorm, cosineLr, inverseSqrtLr, Linear, noamLr, SGD } from "../../nn/index.ts";
+import { Adam, AdamW, clipGradNorm, clipGradNormAsync, cosineLr, inverseSqrtLr, Linear, noamLr, SGD } from "../../nn/index.ts";
 
 const vals = (t: Tensor) => Array.from(t.dataSync());
 const param = (v: number[]) => tensor(v, { requiresGrad: true });
@@ -132,6 +132,15 @@ test("clipGradNorm returns the global norm and rescales only above maxNorm", () 
   assert.ok(Number.isNaN(clipGradNorm([a, b], 1)));
   assert.equal(vals(a.grad!), clipped, "a non-finite norm scales nothing");
   assert.throws(() => clipGradNorm([a], 0), /maxNorm must be > 0, got 0/);
+});
+
+test("clipGradNormAsync agrees with clipGradNorm", async () => {
+  const a = param([0, 0]), b = param([0]);
+  setGrad(a, [3, 4]);
+  setGrad(b, [12]);
+  const norm = await clipGradNormAsync([a, b], 6.5);
+  assert.ok(Math.abs(norm - 13) < 1e-5);
+  assertClose([...vals(a.grad!), ...vals(b.grad!)], [1.5, 2, 6], 1e-6, "scaled by 1/2");
 });
 
 test("optimizer state through safetensors resumes training exactly", async () => {
