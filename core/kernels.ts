@@ -58,7 +58,8 @@ export interface KernelParams {
   // inputs [logits, target, lse, g [rows]] → [dlogits].
   crossEntropyBackward: { rows: number; v: number; ignoreIndex: number; labelSmoothing: number };
   cast: { n: number; from: DType; to: DType };
-  // AdamW: inputs [p, g, m, v] → new [p, m, v]. lr already includes bias correction terms.
+  // AdamW: inputs [p, g, m, v] → new [p, m, v], with bias corrections bc1 = 1−β₁ᵗ, bc2 = 1−β₂ᵗ:
+  // p ← p·(1 − lr·λ) − lr·(m/bc1)/(√(v/bc2) + ε)
   adamw: { n: number; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; bc1: number; bc2: number };
 }
 

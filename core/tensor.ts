@@ -204,7 +204,7 @@ export class Tensor {
   pad(pads: number[], value = 0): Tensor { return S.pad(this, pads, value); }
   tril(k = 0): Tensor { return S.tri(this, k, false); }
   triu(k = 0): Tensor { return S.tri(this, k, true); }
-  contiguous(): Tensor { return this; }
+  contiguous(): Tensor { return S.alias(this); }
 
   // ---- indexing ----
   gather(dim: number, index: Tensor): Tensor { return I.gather(this, dim, index); }

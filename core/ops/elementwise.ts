@@ -5,6 +5,7 @@ import { broadcastShapes, broadcastStrides, fmt, shapesEqual, stridesOf } from "
 import type { Tensor } from "../tensor.ts";
 import { recordPrim, type UnaryPrim } from "../grad.ts";
 import { backendOf, filled, run1 } from "./run.ts";
+import { alias } from "./shape.ts";
 
 type Operand = Tensor | number;
 
@@ -19,7 +20,7 @@ function asFloat(t: Tensor): Tensor {
 
 export function cast(t: Tensor, to: DType): Tensor {
   if (to !== "float32" && to !== "int32") throw new Error(`cast: unknown dtype "${String(to)}"; expected "float32" or "int32"`);
-  if (t.dtype === to) return t;
+  if (t.dtype === to) return alias(t);
   // float→int has no gradient; int→float starts from a non-differentiable int tensor.
   return run1("cast", [t], { n: t.size, from: t.dtype, to }, t.shape, to, "cast");
 }
@@ -126,7 +127,7 @@ export function maskedFill(x: Tensor, mask: Tensor, value: number): Tensor {
 
 export function clamp(x: Tensor, min?: number, max?: number): Tensor {
   if (min !== undefined && max !== undefined && min > max) throw new Error(`clamp: min ${min} > max ${max}`);
-  let y = x;
+  let y = min === undefined && max === undefined ? alias(x) : x;
   if (min !== undefined) y = maximum(y, min);
   if (max !== undefined) y = minimum(y, max);
   return y;

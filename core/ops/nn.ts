@@ -6,7 +6,7 @@ import type { Tensor } from "../tensor.ts";
 import { cast, compare, mul } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
 import { filled, fromArray, runKernel, run1 } from "./run.ts";
-import { reshape } from "./shape.ts";
+import { alias, reshape } from "./shape.ts";
 
 function softmaxImpl(x: Tensor, dim: number, log: boolean): Tensor {
   const op = log ? "logSoftmax" : "softmax";
@@ -74,7 +74,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
 // host generator, so the same seed drops the same units on every backend.
 export function dropout(x: Tensor, p: number, training = true, generator: Generator = defaultGenerator()): Tensor {
   if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
-  if (!training || p === 0) return x;
+  if (!training || p === 0) return alias(x);
   const keep = generator.bernoulliMask(x.size, 1 - p);
   const scale = 1 / (1 - p);
   for (let i = 0; i < keep.length; i++) keep[i] *= scale;

@@ -6,7 +6,7 @@ import { fmt, normDim, normDims, numel } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
 import { cast, compare, where } from "./elementwise.ts";
 import { run1 } from "./run.ts";
-import { permute, reshape } from "./shape.ts";
+import { alias, permute, reshape } from "./shape.ts";
 
 function keptShape(shape: readonly number[], dims: number[], keepdim: boolean): number[] {
   return keepdim ? shape.map((d, i) => (dims.includes(i) ? 1 : d)) : shape.filter((_, i) => !dims.includes(i));
@@ -32,7 +32,7 @@ export function reduceRaw(op: ReduceOp, x: Tensor, dims: number[], keepdim: bool
 
 export function sum(x: Tensor, dim?: number | number[], keepdim = false): Tensor {
   const dims = normDims("sum", dim, x.ndim);
-  if (dims.length === 0) return x;
+  if (dims.length === 0) return alias(x);
   return recordPrim(reduceRaw("sum", x, dims, keepdim), "sum", [x], { dims, keepdim });
 }
 
@@ -45,7 +45,7 @@ export function mean(x: Tensor, dim?: number | number[], keepdim = false): Tenso
 
 function extreme(op: "max" | "min", x: Tensor, dim: number | number[] | undefined, keepdim: boolean): Tensor {
   const dims = normDims(op, dim, x.ndim);
-  if (dims.length === 0) return x;
+  if (dims.length === 0) return alias(x);
   return recordPrim(reduceRaw(op, x, dims, keepdim), op, [x], { dims, keepdim });
 }
 export const max = (x: Tensor, dim?: number | number[], keepdim = false): Tensor => extreme("max", x, dim, keepdim);

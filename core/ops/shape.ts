@@ -25,6 +25,12 @@ export function reshape(x: Tensor, shape: number[]): Tensor {
   return recordPrim(shareAs(x, out), "reshape", [x], {});
 }
 
+// Ops that change nothing still return a new Tensor object (sharing the buffer), so that
+// disposing a result never disposes the caller's input.
+export function alias(x: Tensor): Tensor {
+  return recordPrim(shareAs(x, x.shape), "reshape", [x], {});
+}
+
 export function flatten(x: Tensor, start = 0, end = -1): Tensor {
   if (x.ndim === 0) return reshape(x, [1]);
   const s = normDim("flatten", start, x.ndim), e = normDim("flatten", end, x.ndim);
@@ -40,7 +46,7 @@ export function unsqueeze(x: Tensor, dim: number): Tensor {
 export function squeeze(x: Tensor, dim?: number): Tensor {
   if (dim === undefined) return reshape(x, x.shape.filter((d) => d !== 1));
   const d = normDim("squeeze", dim, x.ndim);
-  if (x.shape[d] !== 1) return x;
+  if (x.shape[d] !== 1) return alias(x);
   return reshape(x, x.shape.filter((_, i) => i !== d));
 }
 
@@ -52,7 +58,7 @@ export function permute(x: Tensor, perm: number[]): Tensor {
   if (perm.length !== x.ndim) throw new Error(`permute: expected ${x.ndim} dims, got [${perm}] for ${fmt(x.shape)}`);
   const p = perm.map((d) => normDim("permute", d, x.ndim));
   if (new Set(p).size !== p.length) throw new Error(`permute: [${perm}] is not a permutation`);
-  if (p.every((d, i) => d === i)) return x;
+  if (p.every((d, i) => d === i)) return alias(x);
   const st = stridesOf(x.shape);
   const out = stridedCopy(x, p.map((d) => x.shape[d]), p.map((d) => st[d]), 0, "permute");
   return recordPrim(out, "permute", [x], { perm: p });
@@ -84,13 +90,13 @@ export function expand(x: Tensor, shape: number[]): Tensor {
     }
     strides[i] = x.shape[src] === 1 && out[i] !== 1 ? 0 : st[src];
   }
-  if (out.length === x.ndim && out.every((d, i) => d === x.shape[i])) return x;
+  if (out.length === x.ndim && out.every((d, i) => d === x.shape[i])) return alias(x);
   return recordPrim(stridedCopy(x, out, strides, 0, "expand"), "expand", [x], {});
 }
 
 // Per-dim [start, start+size) box.
 export function sliceBox(x: Tensor, starts: number[], sizes: number[]): Tensor {
-  if (starts.every((s, i) => s === 0 && sizes[i] === x.shape[i])) return x;
+  if (starts.every((s, i) => s === 0 && sizes[i] === x.shape[i])) return alias(x);
   const st = stridesOf(x.shape);
   let offset = 0;
   starts.forEach((s, i) => (offset += s * st[i]));
@@ -161,7 +167,7 @@ export function pad(x: Tensor, pads: number[], value = 0): Tensor {
 
 export function padBox(x: Tensor, before: number[], after: number[], value = 0): Tensor {
   const outShape = x.shape.map((d, i) => d + before[i] + after[i]);
-  if (before.every((b, i) => b === 0 && after[i] === 0)) return x;
+  if (before.every((b, i) => b === 0 && after[i] === 0)) return alias(x);
   const out = run1("pad", [x], { inShape: x.shape.slice(), outShape, before, value, dtype: x.dtype }, outShape, x.dtype, "pad");
   return recordPrim(out, "pad", [x], { before, after });
 }
@@ -176,7 +182,7 @@ export function cat(xs: Tensor[], dim = 0): Tensor {
     }
     if (t.dtype !== ref.dtype) throw new Error(`cat: dtypes differ: ${xs.map((u) => u.dtype).join(", ")}`);
   }
-  if (xs.length === 1) return ref;
+  if (xs.length === 1) return alias(ref);
   const sizes = xs.map((t) => t.shape[d]);
   const outShape = ref.shape.slice();
   outShape[d] = sizes.reduce((a, b) => a + b, 0);

@@ -118,4 +118,15 @@ t("assign_ replaces contents in place and frees the old buffer", () => {
   assert.throws(() => p.assign_(tensor([1, 2, 3])), /expected float32\[2\]/);
 });
 
+t("ops that change nothing return a new tensor: disposing it keeps the input alive", () => {
+  const x = randn([2, 3]);
+  const same = [x.narrow(1, 0, 3), x.permute(0, 1), x.expand(2, 3), x.sum([]), x.squeeze(0), x.pad([]), x.clamp(), x.float(), x.contiguous()];
+  for (const y of same) {
+    assert.is.not(y, x);
+    y.dispose();
+  }
+  assert.equal(x.shape, [2, 3]);
+  assert.ok(Number.isFinite(x.sum().item()));
+});
+
 t.run();
