@@ -1,7 +1,8 @@
 // Parity of every kernel in core/kernels.ts between the gpujs backend and the cpu backend, on
 // seeded random inputs with broadcast strides, sizes that are not multiples of anything,
 // size-1 and size-0 dims, and int32 variants. Runs in gpujs mode "webgpu" (skipped, with the
-// reason printed, when no adapter answers) and "webasm". Tolerances are per kernel, below.
+// reason printed, when no adapter answers), "webasm" and "cpu" (gpu.js's JavaScript target).
+// Tolerances are per kernel, below.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import type { BackendBuffer } from "../../core/backend.ts";
@@ -209,11 +210,14 @@ async function parity(b: GpujsBackend, c: Case): Promise<void> {
 
 const allCases = cases();
 
-async function modeSuite(mode: GpujsMode): Promise<void> {
+// Every await happens before the suites are defined: uvu starts running queued suites on the
+// next timer tick when a file is run alone.
+const adapter = await probeAdapter();
+
+function modeSuite(mode: GpujsMode): void {
   const s = suite(`gpujs kernels, mode ${mode}`);
   let skip: string | null = null;
   if (mode === "webgpu") {
-    const adapter = await probeAdapter();
     if (!adapter) skip = "no WebGPU adapter answered (navigator.gpu / the webgpu package found none)";
     else console.log(`  gpujs/webgpu parity runs on adapter: ${adapter.name}${adapter.software ? " (software)" : ""}`);
   }
@@ -253,5 +257,6 @@ async function modeSuite(mode: GpujsMode): Promise<void> {
   s.run();
 }
 
-await modeSuite("webgpu");
-await modeSuite("webasm");
+modeSuite("webgpu");
+modeSuite("webasm");
+modeSuite("cpu");

@@ -13,6 +13,8 @@ import type { GpujsBuffer, KernelSpec, Runtime } from "./runtime.ts";
 type K = { thread: { x: number } };
 type Arr = Float32Array;
 
+// The K loop is unrolled by 4 into four partial sums (independent chains of FMAs; 2.5× on
+// webasm, where gpu.js's loop guard costs as much as the body), then a tail loop.
 const MATMUL: KernelSpec = {
   key: "matmul",
   source: function (this: K, a: Arr, b: Arr, M: number, N: number, Kd: number, abs: number, bbs: number, sam: number, sak: number, sbk: number, sbn: number) {
@@ -20,14 +22,29 @@ const MATMUL: KernelSpec = {
     const bi = floorDiv(t, M * N);
     const r = t - bi * M * N;
     const m = floorDiv(r, N);
-    const n = r - m * N;
-    const ao = bi * abs + m * sam;
-    const bo = bi * bbs + n * sbn;
-    let s = 0;
-    for (let k = 0; k < Kd; k++) {
-      s += a[ao + k * sak] * b[bo + k * sbk];
+    let ai = bi * abs + m * sam;
+    let bj = bi * bbs + (r - m * N) * sbn;
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    const K4 = floorDiv(Kd, 4);
+    for (let q = 0; q < K4; q++) {
+      s0 += a[ai] * b[bj];
+      s1 += a[ai + sak] * b[bj + sbk];
+      s2 += a[ai + 2 * sak] * b[bj + 2 * sbk];
+      s3 += a[ai + 3 * sak] * b[bj + 3 * sbk];
+      ai += 4 * sak;
+      bj += 4 * sbk;
     }
-    return s;
+    // (a loop counter must start from a literal: gpu.js types it f32 otherwise, and WGSL
+    // has no ++ on floats)
+    for (let q2 = 0; q2 < Kd - 4 * K4; q2++) {
+      s0 += a[ai] * b[bj];
+      ai += sak;
+      bj += sbk;
+    }
+    return (s0 + s1) + (s2 + s3);
   },
   args: ["Array", "Array", "Integer", "Integer", "Integer", "Integer", "Integer", "Integer", "Integer", "Integer", "Integer"],
   functions: [floorDiv],

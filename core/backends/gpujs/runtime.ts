@@ -126,7 +126,7 @@ export class Runtime {
       } as never) as unknown as CompiledKernel;
       // webasm compiles one module per argument-size signature and keeps 8; training
       // loops cycle through more shapes than that per kernel.
-      if (k.kernel && typeof k.kernel.moduleCacheLimit === "number") k.kernel.moduleCacheLimit = 64;
+      if (k.kernel && typeof k.kernel.moduleCacheLimit === "number") k.kernel.moduleCacheLimit = 32;
       this.kernels.set(spec.key, k);
     }
     k.setOutput([size]);
