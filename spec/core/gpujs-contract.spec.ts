@@ -4,7 +4,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createGpujsBackend, probeAdapter, type GpujsBackend } from "../../core/backends/gpujs/index.ts";
 import { chooseMode } from "../../core/backends/gpujs/device.ts";
-import type { KernelSpec } from "../../core/backends/gpujs/runtime.ts";
+import type { GpujsBuffer, KernelSpec } from "../../core/backends/gpujs/runtime.ts";
 
 // Every await happens before the suites are defined: uvu starts running queued suites on the
 // next timer tick when a file is run alone.
@@ -109,7 +109,7 @@ if (!adapter) {
   gpu("a failing kernel surfaces at read, in its dependents, and once at flush", async () => {
     const bad: KernelSpec = { key: "test:bad", source: "function (x) { return x[this.thread.x] + undefinedName; }", args: ["Array"] };
     const x = b.upload("float32", f32([1, 2]));
-    const y = b.rt.launch(bad, 2, "float32", [x]);
+    const y = b.rt.launch(bad, 2, "float32", [x as GpujsBuffer]);
     const [z] = b.run("unary", [y], { op: "exp", n: 2 });
     let msg = "";
     await b.read(y).catch((e: Error) => (msg = e.message));
