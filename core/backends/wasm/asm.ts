@@ -48,7 +48,7 @@ export const Op = {
   unreachable: 0x00, nop: 0x01, block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b,
   br: 0x0c, br_if: 0x0d, return: 0x0f, call: 0x10, drop: 0x1a, select: 0x1b,
   local_get: 0x20, local_set: 0x21, local_tee: 0x22,
-  i32_load: 0x28, f32_load: 0x2a, i32_store: 0x36, f32_store: 0x38,
+  i32_load: 0x28, i64_load: 0x29, f32_load: 0x2a, i32_store: 0x36, i64_store: 0x37, f32_store: 0x38,
   i32_const: 0x41, f32_const: 0x43,
   i32_eqz: 0x45, i32_eq: 0x46, i32_ne: 0x47, i32_lt_s: 0x48, i32_lt_u: 0x49, i32_gt_s: 0x4a,
   i32_gt_u: 0x4b, i32_le_s: 0x4c, i32_le_u: 0x4d, i32_ge_s: 0x4e, i32_ge_u: 0x4f,
@@ -74,6 +74,12 @@ export const Simd = {
   i32x4_trunc_sat_f32x4_s: 0xf8, f32x4_convert_i32x4_s: 0xfa,
   // relaxed-simd: fused a*b+c (only where the engine validates it; Node 20 needs a V8 flag)
   f32x4_relaxed_madd: 0x105,
+} as const;
+
+/** Thread/atomic sub-opcodes (after the 0xFE prefix); they need a shared memory. */
+export const Atomic = {
+  memory_atomic_notify: 0x00, memory_atomic_wait32: 0x01, i32_atomic_load: 0x10, i32_atomic_store: 0x17,
+  i32_atomic_rmw_add: 0x1e,
 } as const;
 
 /** Builds one function body. Methods append instructions and return `this` for chaining. */
@@ -142,6 +148,17 @@ export class FuncBuilder {
   }
   f32store(offset = 0): this {
     return this.emit(Op.f32_store, ...this.memarg(offset, 2));
+  }
+  /** 8-byte copy helpers: i64 load/store move two f32 lanes bit-exactly. */
+  i64load(offset = 0): this {
+    return this.emit(Op.i64_load, ...this.memarg(offset, 3));
+  }
+  i64store(offset = 0): this {
+    return this.emit(Op.i64_store, ...this.memarg(offset, 3));
+  }
+  /** An atomic instruction on an i32 at the address on the stack (+ offset), natural alignment. */
+  atomic(sub: number, offset = 0): this {
+    return this.emit(0xfe, ...uleb(sub), ...this.memarg(offset, 2));
   }
   v128load(offset = 0): this {
     return this.simd(Simd.v128_load).emit(...this.memarg(offset, 4));

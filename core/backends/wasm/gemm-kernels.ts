@@ -16,7 +16,8 @@
 // Everything here runs inside wasm (also in workers), driven by one exported entry point,
 // gemm_job(p), that reads its arguments from a job record in the shared memory.
 
-import { f32, i32, ModuleBuilder, Op, Simd, v128, type FuncBuilder } from "./asm.ts";
+import { Atomic, f32, i32, ModuleBuilder, Op, Simd, v128, type FuncBuilder } from "./asm.ts";
+import { emitPack } from "./gemm-pack.ts";
 
 export interface GemmConfig {
   /** Micro-tile rows (broadcast A values). */
@@ -35,25 +36,28 @@ export interface GemmConfig {
   fma: boolean;
 }
 
-/** Layout of a job record: i32 slots read by gemm_job. Strides are in elements. */
+/**
+ * Layout of a job record (i32 slots) shared by all threads of one gemm. Strides are in
+ * elements. C is cut into tasks of mb × nb (× one batch, unless sumBatch: then a task runs
+ * every batch in order into the same C); threads claim tasks with an atomic add on `next` and
+ * count finished ones in `finished`, which the caller waits on.
+ */
 export const JOB = {
   transA: 0, transB: 1, M: 2, N: 3, K: 4,
   a: 5, aBatchStride: 6, lda: 7, b: 8, bBatchStride: 9, ldb: 10, c: 11, cBatchStride: 12, ldc: 13,
-  accumulate: 14, batch0: 15, batch1: 16, m0: 17, m1: 18, n0: 19, n1: 20,
-  packA: 21, packB: 22, tile: 23,
+  accumulate: 14, batch: 15, mb: 16, nb: 17, tilesM: 18, tilesN: 19, tasks: 20, sumBatch: 21,
+  next: 22, finished: 23,
   slots: 24,
 } as const;
+
+/** Per-thread record (i32 slots): the job it works on and its own packing buffers. */
+export const THREAD = { job: 0, packA: 1, packB: 2, tile: 3, slots: 4 } as const;
 
 /** Bytes of per-thread scratch: packed A block, packed B panel, one edge tile. */
 export function scratchBytes(cfg: GemmConfig) {
   const nc = Math.ceil(cfg.NC / cfg.NR) * cfg.NR;
   const mc = Math.ceil(cfg.MC / cfg.MR) * cfg.MR;
   return { packA: mc * cfg.KC * 4, packB: nc * cfg.KC * 4, tile: cfg.MR * cfg.NR * 4 };
-}
-
-/** Pushes min(local x, constant y) (signed). */
-function minConst(f: FuncBuilder, x: number, y: number) {
-  f.get(x).i32c(y).get(x).i32c(y).op(Op.i32_lt_s).op(Op.select);
 }
 
 /**
@@ -147,157 +151,62 @@ function emitEdgeStore(m: ModuleBuilder, cfg: GemmConfig): number {
   });
 }
 
-/** Emits the four-row transposition of r0..r3 (each 4 lanes) into c0..c3 (columns). */
-function transpose4(f: FuncBuilder, r: number[], t: number[], c: number[]) {
-  f.get(r[0]).get(r[1]).shuffle32(0, 4, 1, 5).set(t[0]); // r0₀ r1₀ r0₁ r1₁
-  f.get(r[0]).get(r[1]).shuffle32(2, 6, 3, 7).set(t[1]); // r0₂ r1₂ r0₃ r1₃
-  f.get(r[2]).get(r[3]).shuffle32(0, 4, 1, 5).set(t[2]);
-  f.get(r[2]).get(r[3]).shuffle32(2, 6, 3, 7).set(t[3]);
-  f.get(t[0]).get(t[2]).shuffle32(0, 1, 4, 5).set(c[0]); // r0₀ r1₀ r2₀ r3₀
-  f.get(t[0]).get(t[2]).shuffle32(2, 3, 6, 7).set(c[1]);
-  f.get(t[1]).get(t[3]).shuffle32(0, 1, 4, 5).set(c[2]);
-  f.get(t[1]).get(t[3]).shuffle32(2, 3, 6, 7).set(c[3]);
+/** min(local x, local-or-constant y) pushed as i32 (signed). */
+function minOf(f: FuncBuilder, x: () => void, y: () => void) {
+  x();
+  y();
+  x();
+  y();
+  f.op(Op.i32_lt_s).op(Op.select);
 }
 
 /**
- * pack(src, ps, ks, np, kc, dst): element (p, k) at src + p·ps + k·ks (byte strides) goes to
- * panels of W consecutive p: dst[panel][k][0..W), zero padded past np. The two fast cases
- * are the contiguous ones: p contiguous (ps = 4: copy vectors) and k contiguous (ks = 4:
- * transpose 4×4 blocks); anything else is scalar.
+ * gemm_block(job, rec, b0, b1, m0, m1, n0, n1): batches [b0, b1) of the C rectangle
+ * [m0, m1) × [n0, n1), all of K, with the packing buffers of thread record `rec`.
  */
-function emitPack(m: ModuleBuilder, W: number): number {
-  return m.func(null, [i32, i32, i32, i32, i32, i32], [], (f) => {
-    const [src, ps, ks, np, kc, dst] = [0, 1, 2, 3, 4, 5];
-    const p0 = f.local(i32);
-    const k = f.local(i32);
-    const i = f.local(i32);
-    const rows = f.local(i32);
-    const base = f.local(i32);
-    const out = f.local(i32);
-    const k4 = f.local(i32);
-    const rp = Array.from({ length: 4 }, () => f.local(i32));
-    const r = Array.from({ length: 4 }, () => f.local(v128));
-    const t = Array.from({ length: 4 }, () => f.local(v128));
-    const c = Array.from({ length: 4 }, () => f.local(v128));
-    const vec = W % 4 === 0;
-
-    f.get(dst).set(out);
-    f.for(p0, () => f.i32c(0), () => f.get(np), W, () => {
-      f.get(np).get(p0).op(Op.i32_sub).set(rows); // rows left; the panel is full when ≥ W
-      f.get(src).get(p0).get(ps).op(Op.i32_mul).op(Op.i32_add).set(base);
-      const full = () => f.get(rows).i32c(W).op(Op.i32_ge_s);
-      const scalar = () => {
-        // dst[k][i] = i < rows ? A(p0 + i, k) : 0
-        f.for(k, () => f.i32c(0), () => f.get(kc), 1, () => {
-          f.get(out).get(k).i32c(W * 4).op(Op.i32_mul).op(Op.i32_add).set(i);
-          for (let ii = 0; ii < W; ii++) {
-            f.get(rows).i32c(ii).op(Op.i32_gt_s).if(
-              () => f.get(i).get(base).i32c(ii).get(ps).op(Op.i32_mul).op(Op.i32_add).get(k).get(ks).op(Op.i32_mul).op(Op.i32_add).f32load().f32store(ii * 4),
-              () => f.get(i).f32c(0).f32store(ii * 4),
-            );
-          }
-        });
-      };
-      if (!vec) scalar();
-      else {
-        // p contiguous: each k is W/4 vector copies
-        const copy = () => {
-          f.for(k, () => f.i32c(0), () => f.get(kc), 1, () => {
-            f.get(base).get(k).get(ks).op(Op.i32_mul).op(Op.i32_add).set(i);
-            for (let g = 0; g < W / 4; g++) {
-              f.get(out).get(k).i32c(W * 4).op(Op.i32_mul).op(Op.i32_add).get(i).v128load(g * 16).v128store(g * 16);
-            }
-          });
-        };
-        // k contiguous: 4×4 transposes, then a scalar tail of kc mod 4
-        const trans = () => {
-          f.get(kc).i32c(-4).op(Op.i32_and).set(k4);
-          for (let g = 0; g < W / 4; g++) {
-            for (let q = 0; q < 4; q++) f.get(base).i32c(g * 4 + q).get(ps).op(Op.i32_mul).op(Op.i32_add).set(rp[q]);
-            f.for(k, () => f.i32c(0), () => f.get(k4), 4, () => {
-              for (let q = 0; q < 4; q++) f.get(rp[q]).get(k).i32c(2).op(Op.i32_shl).op(Op.i32_add).v128load().set(r[q]);
-              transpose4(f, r, t, c);
-              for (let q = 0; q < 4; q++) {
-                f.get(out).get(k).i32c(q).op(Op.i32_add).i32c(W * 4).op(Op.i32_mul).op(Op.i32_add).get(c[q]).v128store(g * 16);
-              }
-            });
-          }
-          f.for(k, () => f.get(k4), () => f.get(kc), 1, () => {
-            for (let ii = 0; ii < W; ii++) {
-              f.get(out).get(k).i32c(W * 4).op(Op.i32_mul).op(Op.i32_add);
-              f.get(base).i32c(ii).get(ps).op(Op.i32_mul).op(Op.i32_add).get(k).i32c(2).op(Op.i32_shl).op(Op.i32_add).f32load();
-              f.f32store(ii * 4);
-            }
-          });
-        };
-        full().if(() => {
-          f.get(ps).i32c(4).op(Op.i32_eq).if(copy, () => {
-            f.get(ks).i32c(4).op(Op.i32_eq).if(trans, scalar);
-          });
-        }, scalar);
-      }
-      f.get(out).get(kc).i32c(W * 4).op(Op.i32_mul).op(Op.i32_add).set(out);
-    });
-  });
-}
-
-/** Emits the kernels and the exported driver `gemm_job(p)`. Returns nothing; see JOB. */
-export function emitGemm(m: ModuleBuilder, cfg: GemmConfig): void {
-  const { MR, NR, KC, MC, NC } = cfg;
-  if (NR % 4 !== 0) throw new Error(`gemm: NR must be a multiple of 4, got ${NR}`);
-  if ((cfg.unroll & (cfg.unroll - 1)) !== 0) throw new Error(`gemm: unroll must be a power of 2, got ${cfg.unroll}`);
-  const kernel = emitMicroKernel(m, cfg);
-  const edge = emitEdgeStore(m, cfg);
-  const packA = emitPack(m, MR);
-  const packB = emitPack(m, NR);
-  const NCr = Math.ceil(NC / NR) * NR;
-  const MCr = Math.ceil(MC / MR) * MR;
-
-  m.func("gemm_job", [i32], [], (f) => {
-    const p = 0;
+function emitBlock(m: ModuleBuilder, cfg: GemmConfig, kernel: number, edge: number, packA: number, packB: number): number {
+  const { MR, NR, KC } = cfg;
+  const NCr = Math.ceil(cfg.NC / NR) * NR;
+  const MCr = Math.ceil(cfg.MC / MR) * MR;
+  return m.func(null, [i32, i32, i32, i32, i32, i32, i32, i32], [], (f) => {
+    const [job, rec, b0, b1, m0, m1, n0, n1] = [0, 1, 2, 3, 4, 5, 6, 7];
     const L = () => f.local(i32);
-    const [K, a, b, c, ldc, accIn, b1, m0, m1, n0, n1, pA, pB, tile] = Array.from({ length: 14 }, L);
-    const [rsA, csA, rsB, csB, aBS, bBS, cBS] = Array.from({ length: 7 }, L);
+    const [K, a, b, c, ldc, accIn, pA, pB, tile, rsA, csA, rsB, csB, aBS, bBS, cBS] = Array.from({ length: 16 }, L);
     const [bi, jc, pc, ic, jr, ir, nc, kc, mc, nr, mr, accF, Ab, Bb, Cb, cp] = Array.from({ length: 16 }, L);
-    const ld = (slot: number, into: number) => f.get(p).i32load(slot * 4).set(into);
-    ld(JOB.K, K);
-    ld(JOB.a, a);
-    ld(JOB.b, b);
-    ld(JOB.c, c);
-    ld(JOB.accumulate, accIn);
-    ld(JOB.batch1, b1);
-    ld(JOB.m0, m0);
-    ld(JOB.m1, m1);
-    ld(JOB.n0, n0);
-    ld(JOB.n1, n1);
-    ld(JOB.packA, pA);
-    ld(JOB.packB, pB);
-    ld(JOB.tile, tile);
-    f.get(p).i32load(JOB.ldc * 4).i32c(4).op(Op.i32_mul).set(ldc);
-    for (const [slot, into] of [[JOB.aBatchStride, aBS], [JOB.bBatchStride, bBS], [JOB.cBatchStride, cBS]]) {
-      f.get(p).i32load(slot * 4).i32c(4).op(Op.i32_mul).set(into);
-    }
-    // (row, col) byte strides of A (M×K) and B (K×N) under the transposition flags
+    const ld = (slot: number) => f.get(job).i32load(slot * 4);
+    ld(JOB.K).set(K);
+    ld(JOB.a).set(a);
+    ld(JOB.b).set(b);
+    ld(JOB.c).set(c);
+    ld(JOB.accumulate).set(accIn);
+    ld(JOB.ldc).i32c(4).op(Op.i32_mul).set(ldc);
+    ld(JOB.aBatchStride).i32c(4).op(Op.i32_mul).set(aBS);
+    ld(JOB.bBatchStride).i32c(4).op(Op.i32_mul).set(bBS);
+    ld(JOB.cBatchStride).i32c(4).op(Op.i32_mul).set(cBS);
+    f.get(rec).i32load(THREAD.packA * 4).set(pA);
+    f.get(rec).i32load(THREAD.packB * 4).set(pB);
+    f.get(rec).i32load(THREAD.tile * 4).set(tile);
+    // (row, column) byte strides of A (M×K) and B (K×N) under the transposition flags
     const strides = (trans: number, ldSlot: number, rs: number, cs: number) => {
-      f.get(p).i32load(trans * 4).if(
-        () => f.i32c(4).set(rs).get(p).i32load(ldSlot * 4).i32c(4).op(Op.i32_mul).set(cs),
-        () => f.i32c(4).set(cs).get(p).i32load(ldSlot * 4).i32c(4).op(Op.i32_mul).set(rs),
+      ld(trans).if(
+        () => f.i32c(4).set(rs).get(job).i32load(ldSlot * 4).i32c(4).op(Op.i32_mul).set(cs),
+        () => f.i32c(4).set(cs).get(job).i32load(ldSlot * 4).i32c(4).op(Op.i32_mul).set(rs),
       );
     };
     strides(JOB.transA, JOB.lda, rsA, csA);
     strides(JOB.transB, JOB.ldb, rsB, csB);
+    const sub = (x: number, y: number) => () => f.get(x).get(y).op(Op.i32_sub);
+    const cst = (v: number) => () => f.i32c(v);
 
-    f.for(bi, () => f.get(p).i32load(JOB.batch0 * 4), () => f.get(b1), 1, () => {
+    f.for(bi, () => f.get(b0), () => f.get(b1), 1, () => {
       f.get(a).get(bi).get(aBS).op(Op.i32_mul).op(Op.i32_add).set(Ab);
       f.get(b).get(bi).get(bBS).op(Op.i32_mul).op(Op.i32_add).set(Bb);
       f.get(c).get(bi).get(cBS).op(Op.i32_mul).op(Op.i32_add).set(Cb);
       f.for(jc, () => f.get(n0), () => f.get(n1), NCr, () => {
-        f.get(n1).get(jc).op(Op.i32_sub).set(nc);
-        minConst(f, nc, NCr);
+        minOf(f, sub(n1, jc), cst(NCr));
         f.set(nc);
         f.for(pc, () => f.i32c(0), () => f.get(K), KC, () => {
-          f.get(K).get(pc).op(Op.i32_sub).set(kc);
-          minConst(f, kc, KC);
+          minOf(f, sub(K, pc), cst(KC));
           f.set(kc);
           // pack B(pc.., jc..): p runs over columns j (stride csB), k over rows (stride rsB)
           f.get(Bb).get(pc).get(rsB).op(Op.i32_mul).op(Op.i32_add).get(jc).get(csB).op(Op.i32_mul).op(Op.i32_add);
@@ -305,37 +214,35 @@ export function emitGemm(m: ModuleBuilder, cfg: GemmConfig): void {
           // accumulate unless this is the first k block of a fresh C; with cBatchStride 0 every
           // batch after the first adds into the same C (a sum over the batch)
           f.get(accIn).get(pc).i32c(0).op(Op.i32_gt_s).op(Op.i32_or);
-          f.get(cBS).op(Op.i32_eqz).get(bi).get(p).i32load(JOB.batch0 * 4).op(Op.i32_gt_s).op(Op.i32_and).op(Op.i32_or).set(accF);
+          f.get(cBS).op(Op.i32_eqz).get(bi).get(b0).op(Op.i32_gt_s).op(Op.i32_and).op(Op.i32_or).set(accF);
           f.for(ic, () => f.get(m0), () => f.get(m1), MCr, () => {
-            f.get(m1).get(ic).op(Op.i32_sub).set(mc);
-            minConst(f, mc, MCr);
+            minOf(f, sub(m1, ic), cst(MCr));
             f.set(mc);
             f.get(Ab).get(ic).get(rsA).op(Op.i32_mul).op(Op.i32_add).get(pc).get(csA).op(Op.i32_mul).op(Op.i32_add);
             f.get(rsA).get(csA).get(mc).get(kc).get(pA).call(packA);
             f.for(jr, () => f.i32c(0), () => f.get(nc), NR, () => {
-              f.get(nc).get(jr).op(Op.i32_sub).set(nr);
-              minConst(f, nr, NR);
+              minOf(f, sub(nc, jr), cst(NR));
               f.set(nr);
               f.for(ir, () => f.i32c(0), () => f.get(mc), MR, () => {
-                f.get(mc).get(ir).op(Op.i32_sub).set(mr);
-                minConst(f, mr, MR);
+                minOf(f, sub(mc, ir), cst(MR));
                 f.set(mr);
-                // cp = Cb + ((ic + ir)·ldc + (jc + jr)·4)
+                // cp = Cb + (ic + ir)·ldc + (jc + jr)·4
                 f.get(Cb).get(ic).get(ir).op(Op.i32_add).get(ldc).op(Op.i32_mul).op(Op.i32_add);
                 f.get(jc).get(jr).op(Op.i32_add).i32c(2).op(Op.i32_shl).op(Op.i32_add).set(cp);
                 // packed panels: A at pA + ir·kc·4, B at pB + jr·kc·4
-                const args = () => {
+                const panels = () => {
                   f.get(kc);
                   f.get(pA).get(ir).get(kc).op(Op.i32_mul).i32c(2).op(Op.i32_shl).op(Op.i32_add);
                   f.get(pB).get(jr).get(kc).op(Op.i32_mul).i32c(2).op(Op.i32_shl).op(Op.i32_add);
                 };
-                f.get(mr).i32c(MR).op(Op.i32_ge_s).get(nr).i32c(NR).op(Op.i32_ge_s).op(Op.i32_and).if(
+                f.get(mr).i32c(MR).op(Op.i32_eq).get(nr).i32c(NR).op(Op.i32_eq).op(Op.i32_and).if(
                   () => {
-                    args();
+                    panels();
                     f.get(cp).get(ldc).get(accF).call(kernel);
                   },
                   () => {
-                    args();
+                    // a partial tile: compute the full tile aside, then store its valid corner
+                    panels();
                     f.get(tile).i32c(NR * 4).i32c(0).call(kernel);
                     f.get(tile).get(cp).get(ldc).get(mr).get(nr).get(accF).call(edge);
                   },
@@ -346,5 +253,62 @@ export function emitGemm(m: ModuleBuilder, cfg: GemmConfig): void {
         });
       });
     });
+  });
+}
+
+/** Emits the kernels and the exported entry point `gemm_job(threadRecord) → tasks run`. */
+export function emitGemm(m: ModuleBuilder, cfg: GemmConfig): void {
+  if (cfg.NR % 4 !== 0) throw new Error(`gemm: NR must be a multiple of 4, got ${cfg.NR}`);
+  if ((cfg.unroll & (cfg.unroll - 1)) !== 0) throw new Error(`gemm: unroll must be a power of 2, got ${cfg.unroll}`);
+  const kernel = emitMicroKernel(m, cfg);
+  const edge = emitEdgeStore(m, cfg);
+  const packA = emitPack(m, cfg.MR);
+  const packB = emitPack(m, cfg.NR);
+  const block = emitBlock(m, cfg, kernel, edge, packA, packB);
+
+  // Claims tasks until none are left; the thread that finishes the last one wakes the caller.
+  m.func("gemm_job", [i32], [i32], (f) => {
+    const rec = 0;
+    const [job, tasks, t, per, rest, tilesN, b0, b1, m0, n0, mb, nb, mine] = Array.from({ length: 13 }, () => f.local(i32));
+    const ld = (slot: number) => f.get(job).i32load(slot * 4);
+    f.get(rec).i32load(THREAD.job * 4).set(job);
+    ld(JOB.tasks).set(tasks);
+    ld(JOB.tilesN).set(tilesN);
+    ld(JOB.mb).set(mb);
+    ld(JOB.nb).set(nb);
+    ld(JOB.tilesM).get(tilesN).op(Op.i32_mul).set(per); // tasks per batch
+    f.block(() =>
+      f.loop(() => {
+        f.get(job).i32c(1).atomic(Atomic.i32_atomic_rmw_add, JOB.next * 4).tee(t);
+        f.get(tasks).op(Op.i32_ge_u).brIf(1);
+        // task t → (batches, row tile, column tile)
+        ld(JOB.sumBatch).if(
+          () => {
+            f.i32c(0).set(b0);
+            ld(JOB.batch).set(b1);
+            f.get(t).set(rest);
+          },
+          () => {
+            f.get(t).get(per).op(Op.i32_div_u).tee(b0).i32c(1).op(Op.i32_add).set(b1);
+            f.get(t).get(per).op(Op.i32_rem_u).set(rest);
+          },
+        );
+        f.get(rest).get(tilesN).op(Op.i32_div_u).get(mb).op(Op.i32_mul).set(m0);
+        f.get(rest).get(tilesN).op(Op.i32_rem_u).get(nb).op(Op.i32_mul).set(n0);
+        f.get(job).get(rec).get(b0).get(b1).get(m0);
+        minOf(f, () => f.get(m0).get(mb).op(Op.i32_add), () => ld(JOB.M));
+        f.get(n0);
+        minOf(f, () => f.get(n0).get(nb).op(Op.i32_add), () => ld(JOB.N));
+        f.call(block);
+        f.get(mine).i32c(1).op(Op.i32_add).set(mine);
+        // finished += 1; the last one notifies whoever waits on it
+        f.get(job).i32c(1).atomic(Atomic.i32_atomic_rmw_add, JOB.finished * 4).i32c(1).op(Op.i32_add);
+        f.get(tasks).op(Op.i32_eq).if(() => {
+          f.get(job).i32c(JOB.finished * 4).op(Op.i32_add).i32c(-1).atomic(Atomic.memory_atomic_notify).op(Op.drop);
+        });
+        f.br(0);
+      }),
+    );
+    f.get(mine); // tasks this thread ran
   });
 }

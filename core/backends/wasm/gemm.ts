@@ -34,16 +34,6 @@ export interface GemmArgs {
 
 export type ResolvedGemm = Required<Omit<GemmArgs, "transA" | "transB">> & { transA: boolean; transB: boolean };
 
-/** One thread's share: a range of batches and a rectangle of C. */
-export interface GemmPart {
-  batch0: number;
-  batch1: number;
-  m0: number;
-  m1: number;
-  n0: number;
-  n1: number;
-}
-
 function count(name: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0x7fffffff) {
     throw new Error(`gemm: ${name} must be an integer in [0, 2^31), got ${String(v)}`);
@@ -98,71 +88,72 @@ export function resolveGemm(g: GemmArgs, memoryBytes: number): ResolvedGemm {
   return r;
 }
 
-/** Splits [0, n) into `parts` ranges whose boundaries are multiples of `unit`. */
-function splitRange(n: number, parts: number, unit: number): [number, number][] {
-  const units = Math.ceil(n / unit);
-  const out: [number, number][] = [];
-  for (let t = 0; t < parts; t++) {
-    const lo = Math.min(n, Math.round((units * t) / parts) * unit);
-    const hi = Math.min(n, Math.round((units * (t + 1)) / parts) * unit);
-    if (hi > lo) out.push([lo, hi]);
-  }
-  return out;
+/** How C is cut into tasks that threads claim one at a time (see JOB in gemm-kernels.ts). */
+export interface GemmPlan {
+  mb: number;
+  nb: number;
+  tilesM: number;
+  tilesN: number;
+  tasks: number;
+  /** C is one matrix that every batch adds into: a task runs all batches, in order. */
+  sumBatch: boolean;
 }
+
+const roundUp = (x: number, unit: number) => Math.ceil(x / unit) * unit;
 
 /**
- * Divides the work among up to `threads` threads. Whole batches when there are enough of them
- * (and C is not a batch sum, whose batches must run in order on one thread), else rows or
- * columns of C in micro-tile units, along whichever dimension has more tiles. Every C element
- * is computed by exactly one thread, with the same k order whatever the split, so results do
- * not depend on the thread count.
+ * One task per batch on one thread. With more threads, cut C into tiles of mb × nb so that
+ * there are about 4 tasks per thread: a thread that is descheduled (a shared machine) then
+ * delays the call by one small task, not by its whole share. Each halving of nb adds packing
+ * of A (∝ 1/nb of the work) and of mb adds packing of B (∝ 1/mb), so the larger one halves.
+ * Every C element is computed by one task with the same k order whatever the cut, so results
+ * do not depend on the thread count.
  */
-export function partitionGemm(r: ResolvedGemm, threads: number, cfg: GemmConfig): GemmPart[] {
-  const all: GemmPart = { batch0: 0, batch1: r.batch, m0: 0, m1: r.M, n0: 0, n1: r.N };
-  if (threads <= 1) return [all];
-  if (r.cBatchStride !== 0 && r.batch >= threads && (r.batch % threads === 0 || r.batch >= 4 * threads)) {
-    return splitRange(r.batch, threads, 1).map(([b0, b1]) => ({ ...all, batch0: b0, batch1: b1 }));
+export function planGemm(r: ResolvedGemm, threads: number, cfg: GemmConfig): GemmPlan {
+  const sumBatch = r.cBatchStride === 0 && r.batch > 1;
+  const batches = sumBatch ? 1 : r.batch;
+  let mb = Math.max(1, r.M), nb = Math.max(1, r.N);
+  if (threads > 1) {
+    mb = roundUp(Math.min(r.M, cfg.MC), cfg.MR);
+    nb = roundUp(Math.min(r.N, 512), cfg.NR);
+    const minM = Math.max(cfg.MR, 16), minN = Math.max(cfg.NR, 32);
+    while (batches * Math.ceil(r.M / mb) * Math.ceil(r.N / nb) < 4 * threads) {
+      if (nb >= mb && nb >= 2 * minN) nb = roundUp(nb / 2, cfg.NR);
+      else if (mb >= 2 * minM) mb = roundUp(mb / 2, cfg.MR);
+      else if (nb >= 2 * minN) nb = roundUp(nb / 2, cfg.NR);
+      else break;
+    }
   }
-  const tilesM = Math.ceil(r.M / cfg.MR);
-  const tilesN = Math.ceil(r.N / cfg.NR);
-  if (tilesM >= tilesN) return splitRange(r.M, threads, cfg.MR).map(([m0, m1]) => ({ ...all, m0, m1 }));
-  return splitRange(r.N, threads, cfg.NR).map(([n0, n1]) => ({ ...all, n0, n1 }));
+  const tilesM = Math.ceil(r.M / mb), tilesN = Math.ceil(r.N / nb);
+  return { mb, nb, tilesM, tilesN, tasks: batches * tilesM * tilesN, sumBatch };
 }
 
-export interface ThreadScratch {
-  job: number;
-  packA: number;
-  packB: number;
-  tile: number;
-}
-
-/** Writes one job record (i32 slots, see JOB) into `view`, a view of the record at s.job. */
-export function writeJob(view: Int32Array, r: ResolvedGemm, part: GemmPart, s: ThreadScratch, accumulate: boolean) {
-  const o = 0;
-  view[o + JOB.transA] = r.transA ? 1 : 0;
-  view[o + JOB.transB] = r.transB ? 1 : 0;
-  view[o + JOB.M] = r.M;
-  view[o + JOB.N] = r.N;
-  view[o + JOB.K] = r.K;
-  view[o + JOB.a] = r.a;
-  view[o + JOB.aBatchStride] = r.aBatchStride;
-  view[o + JOB.lda] = r.lda;
-  view[o + JOB.b] = r.b;
-  view[o + JOB.bBatchStride] = r.bBatchStride;
-  view[o + JOB.ldb] = r.ldb;
-  view[o + JOB.c] = r.c;
-  view[o + JOB.cBatchStride] = r.cBatchStride;
-  view[o + JOB.ldc] = r.ldc;
-  view[o + JOB.accumulate] = accumulate ? 1 : 0;
-  view[o + JOB.batch0] = part.batch0;
-  view[o + JOB.batch1] = part.batch1;
-  view[o + JOB.m0] = part.m0;
-  view[o + JOB.m1] = part.m1;
-  view[o + JOB.n0] = part.n0;
-  view[o + JOB.n1] = part.n1;
-  view[o + JOB.packA] = s.packA;
-  view[o + JOB.packB] = s.packB;
-  view[o + JOB.tile] = s.tile;
+/** Writes a job record (i32 slots, see JOB) into `view`, a view of the record. */
+export function writeJob(view: Int32Array, r: ResolvedGemm, plan: GemmPlan, accumulate: boolean) {
+  view[JOB.transA] = r.transA ? 1 : 0;
+  view[JOB.transB] = r.transB ? 1 : 0;
+  view[JOB.M] = r.M;
+  view[JOB.N] = r.N;
+  view[JOB.K] = r.K;
+  view[JOB.a] = r.a;
+  view[JOB.aBatchStride] = r.aBatchStride;
+  view[JOB.lda] = r.lda;
+  view[JOB.b] = r.b;
+  view[JOB.bBatchStride] = r.bBatchStride;
+  view[JOB.ldb] = r.ldb;
+  view[JOB.c] = r.c;
+  view[JOB.cBatchStride] = r.cBatchStride;
+  view[JOB.ldc] = r.ldc;
+  view[JOB.accumulate] = accumulate ? 1 : 0;
+  view[JOB.batch] = r.batch;
+  view[JOB.mb] = plan.mb;
+  view[JOB.nb] = plan.nb;
+  view[JOB.tilesM] = plan.tilesM;
+  view[JOB.tilesN] = plan.tilesN;
+  view[JOB.tasks] = plan.tasks;
+  view[JOB.sumBatch] = plan.sumBatch ? 1 : 0;
+  Atomics.store(view, JOB.finished, 0);
+  Atomics.store(view, JOB.next, 0);
 }
 
 /**

@@ -4,10 +4,10 @@
 
 import os from "node:os";
 import { ModuleBuilder, Op, Simd } from "./asm.ts";
-import { emitGemm, JOB, scratchBytes, type GemmConfig } from "./gemm-kernels.ts";
-import { partitionGemm, prepareC, resolveGemm, writeJob, type GemmArgs, type ThreadScratch } from "./gemm.ts";
+import { emitGemm, JOB, scratchBytes, THREAD, type GemmConfig } from "./gemm-kernels.ts";
+import { planGemm, prepareC, resolveGemm, writeJob, type GemmArgs } from "./gemm.ts";
 import { Heap, type HeapOptions } from "./heap.ts";
-import { CONTROL_BYTES, ThreadPool } from "./threads.ts";
+import { CONTROL_BYTES, PREEMPTED_MS, ThreadPool } from "./threads.ts";
 
 export type { GemmArgs } from "./gemm.ts";
 export type { GemmConfig } from "./gemm-kernels.ts";
@@ -25,7 +25,7 @@ export interface WasmRuntimeOptions {
   threads?: number;
   /** Below this many flops (2·M·N·K·batch) a matmul stays on the calling thread. */
   parallelMinFlops?: number;
-  /** Microseconds threads poll for work before sleeping (default 2000, env HASTEN_SPIN_US). */
+  /** Microseconds threads poll for work before sleeping (default 1000, env HASTEN_SPIN_US). */
   spinMicros?: number;
   /** Overrides of the matmul blocking (for tuning). fma defaults to relaxed-simd availability. */
   gemm?: Partial<GemmConfig>;
@@ -56,12 +56,18 @@ export class WasmRuntime {
   readonly gemmConfig: GemmConfig;
   /** Below this many flops a matmul runs on the calling thread only. */
   parallelMinFlops: number;
-  private readonly exports: { gemm_job(p: number): void };
+  private readonly exports: { gemm_job(p: number): number };
+  /** What the last gemm did: threads it was offered to, tasks, and tasks the caller ran itself. */
+  lastGemm = { threads: 0, tasks: 0, tasksHere: 0 };
   private readonly control: number;
   private threads: number;
   private spinMicros: number;
   private pool: ThreadPool | null = null;
-  private readonly scratch: ThreadScratch[] = [];
+  /** Per-thread records (THREAD layout), index 0 for the calling thread, w + 1 for worker w. */
+  private readonly threadRecs: number[] = [];
+  /** Job records; one stays reserved while a worker that was sent it has not finished. */
+  private readonly jobRecs: number[] = [];
+  private readonly jobOfWorker: number[] = [];
 
   constructor(opts: WasmRuntimeOptions = {}) {
     this.heap = new Heap(opts.heap);
@@ -77,7 +83,7 @@ export class WasmRuntime {
     this.heap.u8(this.control, CONTROL_BYTES).fill(0);
     this.threads = opts.threads ?? defaultThreads();
     this.parallelMinFlops = opts.parallelMinFlops ?? 2 ** 19;
-    this.spinMicros = opts.spinMicros ?? Number(process.env.HASTEN_SPIN_US ?? 2000);
+    this.spinMicros = opts.spinMicros ?? Number(process.env.HASTEN_SPIN_US ?? 1000);
     this.setNumThreads(this.threads);
   }
 
@@ -113,20 +119,48 @@ export class WasmRuntime {
     const accumulate = prepareC(r, this.heap.f32(0, this.heap.byteLength >> 2));
     if (r.K === 0) return;
     const flops = 2 * r.M * r.N * r.K * r.batch;
-    let threads = flops >= this.parallelMinFlops ? this.threads : 1;
-    if (threads > 1) {
+    let workers: number[] = [];
+    if (this.threads > 1 && flops >= this.parallelMinFlops) {
       this.ensurePool();
-      threads = Math.min(threads, 1 + (this.pool?.readyCount() ?? 0));
+      workers = this.pool!.idleWorkers(this.threads - 1);
     }
-    const parts = partitionGemm(r, threads, this.gemmConfig);
-    for (let t = 0; t < parts.length; t++) {
-      const s = this.scratchFor(t);
-      writeJob(this.heap.i32(s.job, JOB.slots), r, parts[t], s, accumulate);
+    const plan = planGemm(r, 1 + workers.length, this.gemmConfig);
+    workers = workers.slice(0, plan.tasks - 1);
+    const job = this.freeJobRecord();
+    const jobView = this.heap.i32(job, JOB.slots);
+    writeJob(jobView, r, plan, accumulate);
+    // thread records: 0 is ours, w + 1 belongs to worker w (only idle workers' are rewritten)
+    for (const t of [0, ...workers.map((w) => w + 1)]) this.heap.i32(this.threadRec(t), THREAD.slots)[THREAD.job] = job;
+    for (const w of workers) {
+      this.jobOfWorker[w] = job;
+      this.pool!.post(w, { fn: GEMM_JOB, ptr: this.threadRec(w + 1) });
     }
-    if (parts.length === 1) this.exports.gemm_job(this.scratch[0].job);
-    else {
-      const jobs = parts.map((_, t) => ({ fn: GEMM_JOB, ptr: this.scratch[t].job }));
-      this.pool!.run(jobs, (j) => this.exports.gemm_job(j.ptr));
+    const here = this.exports.gemm_job(this.threadRec(0)); // claims tasks alongside the workers
+    if (workers.length > 0) this.waitFinished(jobView, plan.tasks, flops / plan.tasks / 50e6); // ~50 GFLOP/s
+    this.lastGemm = { threads: 1 + workers.length, tasks: plan.tasks, tasksHere: here };
+  }
+
+  /**
+   * Blocks until `tasks` tasks of the job are finished. What is left is at most a task per
+   * worker, so poll for about two task times (never more than the spin setting), then sleep:
+   * a worker that is late may be queued behind us on this very CPU.
+   */
+  private waitFinished(jobView: Int32Array, tasks: number, taskMs: number) {
+    const pool = this.pool!;
+    const limit = Math.min(pool.spinMicros / 1000, Math.max(0.02, 2 * taskMs));
+    const t0 = performance.now();
+    for (let i = 1, last = t0; Atomics.load(jobView, JOB.finished) < tasks; i++) {
+      if ((i & 63) !== 0) continue;
+      const now = performance.now();
+      if (now - t0 >= limit || now - last > PREEMPTED_MS) break;
+      last = now;
+    }
+    for (;;) {
+      const done = Atomics.load(jobView, JOB.finished);
+      if (done >= tasks) return;
+      const failed = pool.takeFailure();
+      if (failed >= 0) throw new Error(`wasm gemm: worker ${failed} failed (see stderr); ${done} of ${tasks} tasks finished`);
+      Atomics.wait(jobView, JOB.finished, done, 20);
     }
   }
 
@@ -139,18 +173,28 @@ export class WasmRuntime {
     if (this.pool.size < this.threads - 1) this.pool.resize(this.threads - 1);
   }
 
-  /** Per-thread packing buffers and job record, allocated once and kept. */
-  private scratchFor(t: number): ThreadScratch {
-    while (this.scratch.length <= t) {
+  /** A job record that no unfinished worker may still read. */
+  private freeJobRecord(): number {
+    const busy = new Set<number>();
+    if (this.pool) for (let w = 0; w < this.jobOfWorker.length; w++) if (!this.pool.isIdle(w)) busy.add(this.jobOfWorker[w]);
+    for (const j of this.jobRecs) if (!busy.has(j)) return j;
+    const j = this.heap.alloc(JOB.slots * 4);
+    this.jobRecs.push(j);
+    return j;
+  }
+
+  /** Thread t's record with its own packing buffers, allocated once and kept. */
+  private threadRec(t: number): number {
+    while (this.threadRecs.length <= t) {
       const b = scratchBytes(this.gemmConfig);
-      this.scratch.push({
-        job: this.heap.alloc(JOB.slots * 4),
-        packA: this.heap.alloc(b.packA),
-        packB: this.heap.alloc(b.packB),
-        tile: this.heap.alloc(b.tile),
-      });
+      const rec = this.heap.alloc(THREAD.slots * 4);
+      const v = this.heap.i32(rec, THREAD.slots);
+      v[THREAD.packA] = this.heap.alloc(b.packA);
+      v[THREAD.packB] = this.heap.alloc(b.packB);
+      v[THREAD.tile] = this.heap.alloc(b.tile);
+      this.threadRecs.push(rec);
     }
-    return this.scratch[t];
+    return this.threadRecs[t];
   }
 }
 

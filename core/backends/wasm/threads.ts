@@ -24,6 +24,8 @@ const ERR = 4;
 const READY = 5;
 const OWNER = 6;
 const SPIN = 7;
+/** A pause this long between two polls of a spin loop means the thread was descheduled. */
+export const PREEMPTED_MS = 0.2;
 let nextId = 1;
 /** Most workers a pool can hold (the control block is sized for it). */
 export const MAX_WORKERS = 64;
@@ -43,9 +45,14 @@ while (Atomics.load(ctl, base + ${OWNER}) === id) {
   // Spin a while before sleeping: waking a sleeping thread (futex, and in a VM an idle vCPU)
   // costs tens of microseconds, more than a small job, and a woken thread may even be queued
   // on the busy core that woke it.
+  // A gap between two polls means we were descheduled: the CPUs are oversubscribed, and
+  // spinning would only take time from the thread that is to post the next job.
   const spinMs = ctl[base + ${SPIN}] / 1000, t0 = performance.now();
-  for (let i = 1; Atomics.load(ctl, base + ${SEQ}) === seen; i++) {
-    if ((i & 255) === 0 && performance.now() - t0 >= spinMs) break;
+  for (let i = 1, last = t0; Atomics.load(ctl, base + ${SEQ}) === seen; i++) {
+    if ((i & 63) !== 0) continue;
+    const now = performance.now();
+    if (now - t0 >= spinMs || now - last > ${PREEMPTED_MS}) break;
+    last = now;
   }
   Atomics.wait(ctl, base + ${SEQ}, seen);
   const seq = Atomics.load(ctl, base + ${SEQ});
@@ -55,9 +62,8 @@ while (Atomics.load(ctl, base + ${OWNER}) === id) {
   const fn = ctl[base + ${FN}];
   try {
     fns[fn](ctl[base + ${JOB}]);
-    ctl[base + ${ERR}] = 0;
   } catch (e) {
-    ctl[base + ${ERR}] = 1;
+    Atomics.store(ctl, base + ${ERR}, 1);
     console.error("hasten wasm worker " + index + ": " + (e && e.stack || e));
   }
   Atomics.store(ctl, base + ${DONE}, seq);
@@ -154,40 +160,50 @@ export class ThreadPool {
     }
   }
 
+  /** Microseconds the caller should poll before sleeping while it waits for workers. */
+  get spinMicros(): number {
+    return this.spin;
+  }
+
   /**
-   * Runs jobs[0] on the calling thread and jobs[1..] on workers 0.., blocking until all are
-   * done. Needs jobs.length - 1 <= readyCount().
+   * Up to `max` workers that are ready and idle (they finished every job sent to them). A
+   * worker still on an old job — descheduled, on a busy machine — is left out rather than
+   * waited for.
    */
-  run(jobs: PoolJob[], runHere: (job: PoolJob) => void): void {
-    const n = jobs.length - 1;
-    if (n > this.readyCount()) throw new Error(`threads: ${n} worker jobs but only ${this.readyCount()} workers ready`);
-    const seqs: number[] = [];
-    for (let w = 0; w < n; w++) {
+  idleWorkers(max: number): number[] {
+    const out: number[] = [];
+    for (let w = 0; w < this.workers.length && out.length < max; w++) {
       const base = w * SLOTS;
-      this.ctl[base + FN] = jobs[w + 1].fn;
-      this.ctl[base + JOB] = jobs[w + 1].ptr;
-      seqs.push(Atomics.add(this.ctl, base + SEQ, 1) + 1); // the seq-cst add publishes FN and JOB
-      Atomics.notify(this.ctl, base + SEQ, 1);
-    }
-    let failed = -1;
-    try {
-      runHere(jobs[0]);
-    } finally {
-      for (let w = 0; w < n; w++) {
-        const base = w * SLOTS;
-        const t0 = performance.now();
-        for (let i = 1; Atomics.load(this.ctl, base + DONE) !== seqs[w]; i++) {
-          if ((i & 255) === 0 && performance.now() - t0 >= this.spin / 1000) break;
-        }
-        for (;;) {
-          const d = Atomics.load(this.ctl, base + DONE);
-          if (d === seqs[w]) break;
-          Atomics.wait(this.ctl, base + DONE, d);
-        }
-        if (this.ctl[base + ERR] !== 0 && failed < 0) failed = w;
+      if (this.workers[w] && Atomics.load(this.ctl, base + READY) === 1 && Atomics.load(this.ctl, base + DONE) === Atomics.load(this.ctl, base + SEQ)) {
+        out.push(w);
       }
     }
-    if (failed >= 0) throw new Error(`threads: worker ${failed} failed on its job (see stderr)`);
+    return out;
+  }
+
+  /** Whether worker w has finished every job sent to it. */
+  isIdle(w: number): boolean {
+    return Atomics.load(this.ctl, w * SLOTS + DONE) === Atomics.load(this.ctl, w * SLOTS + SEQ);
+  }
+
+  /** Hands worker w (idle, from idleWorkers) the call fn(ptr) and returns at once. */
+  post(w: number, job: PoolJob): void {
+    const base = w * SLOTS;
+    this.ctl[base + FN] = job.fn;
+    this.ctl[base + JOB] = job.ptr;
+    Atomics.add(this.ctl, base + SEQ, 1); // the seq-cst add publishes FN, JOB and the job record
+    Atomics.notify(this.ctl, base + SEQ, 1);
+  }
+
+  /** A worker whose last job threw (its message went to stderr), or -1. Clears the flag. */
+  takeFailure(): number {
+    for (let w = 0; w < this.workers.length; w++) {
+      if (Atomics.load(this.ctl, w * SLOTS + ERR) !== 0) {
+        Atomics.store(this.ctl, w * SLOTS + ERR, 0);
+        return w;
+      }
+    }
+    return -1;
   }
 
   /** Stops every worker; the pool can be resized again afterwards. */

@@ -1,0 +1,202 @@
+// Matmul benchmark: median GFLOP/s of Hasten's wasm gemm on 1 thread and on all threads, next to
+// peers measured in the same run on the same inputs, with ratios Hasten / peer.
+//
+//   bash bench/install-peers.sh          # once: tfjs-wasm and jax-js into .bench-peers/
+//   npx tsx bench/matmul.ts [--sizes=256,512,1024,64x512x2048,64x2048x512] [--rounds=7] [--ms=40]
+//                           [--quiet-wait=60]
+//
+// Sizes are M×K×N (a single number n means n×n×n). Contenders take turns within each round, so
+// a slow patch of a shared machine hits all of them alike; the median is over rounds. Each
+// sample repeats the call until it lasts --ms milliseconds. PyTorch (a native reference) runs in
+// a Python subprocess on the same inputs when `import torch` works. On a shared machine the
+// multi-threaded figures depend on what else runs: before each size the bench waits (up to
+// --quiet-wait seconds) for the CPUs to be idle, and the last column reports the share of CPU
+// time other processes took during the measurement.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { WasmRuntime } from "../core/backends/wasm/index.ts";
+import { jaxWasm } from "./peers/jax.ts";
+import { tfjsWasm } from "./peers/tfjs.ts";
+import type { MatmulRunner, PeerOrSkip } from "./peers/types.ts";
+
+const flags = new Map(process.argv.slice(2).map((a) => {
+  const m = /^--([^=]+)=(.*)$/.exec(a);
+  if (!m) throw new Error(`bench/matmul: expected --key=value, got ${a}`);
+  return [m[1], m[2]] as const;
+}));
+const sizes = (flags.get("sizes") ?? "256,512,1024,64x512x2048,64x2048x512").split(",").map((s) => {
+  const d = s.split("x").map(Number);
+  const mkn = d.length === 1 ? [d[0], d[0], d[0]] : d;
+  if (mkn.length !== 3 || mkn.some((x) => !Number.isInteger(x) || x <= 0)) throw new Error(`bench/matmul: bad size ${s} (want n or MxKxN)`);
+  return mkn as [number, number, number];
+});
+const rounds = Number(flags.get("rounds") ?? 7);
+const sampleMs = Number(flags.get("ms") ?? 40);
+/** Seconds to wait, before each size, for other processes to leave the CPUs (0: don't). */
+const quietWait = Number(flags.get("quiet-wait") ?? 60);
+
+const rt = new WasmRuntime();
+const threads = rt.getNumThreads();
+await rt.ready();
+
+const peers: PeerOrSkip[] = [];
+for (const load of [tfjsWasm, jaxWasm]) {
+  try {
+    peers.push(await load());
+  } catch (e) {
+    peers.push({ skip: `${load.name}: failed to load: ${(e as Error).message}` });
+  }
+}
+for (const p of peers) if ("skip" in p) console.log(`skipping a peer: ${p.skip}`);
+const live = peers.filter((p): p is Exclude<PeerOrSkip, { skip: string }> => !("skip" in p));
+
+function random(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) out[i] = ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
+  return out;
+}
+
+/**
+ * CPU time (ms) used by the whole machine and by this process so far (Linux /proc), to report
+ * how much other processes competed with the measurement; null elsewhere.
+ */
+function cpuTimes(): { machine: number; self: number } | null {
+  if (!existsSync("/proc/stat")) return null;
+  const tick = 10; // ms per clock tick (USER_HZ = 100 on Linux)
+  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
+  const st = readFileSync("/proc/self/stat", "utf8");
+  const g = st.slice(st.lastIndexOf(")") + 2).split(" ").map(Number);
+  return { machine: (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) * tick, self: (g[11] + g[12]) * tick };
+}
+
+/** Waits until other processes use under 10% of the CPUs over half a second (or gives up). */
+async function waitQuiet(): Promise<string> {
+  const t0 = performance.now();
+  let others = NaN;
+  while (performance.now() - t0 < quietWait * 1000) {
+    const a = cpuTimes(), w0 = performance.now();
+    if (!a) return "";
+    await new Promise((r) => setTimeout(r, 500));
+    const b = cpuTimes()!;
+    others = (b.machine - a.machine - (b.self - a.self)) / ((performance.now() - w0) * os.cpus().length);
+    if (others < 0.1) return "";
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return quietWait > 0 ? ` (machine busy: others used ${(100 * others).toFixed(0)}% before the start)` : "";
+}
+
+interface Contender {
+  name: string;
+  runner: MatmulRunner;
+  reps: number;
+  times: number[];
+}
+
+async function sample(c: Contender): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < c.reps; i++) {
+    const p = c.runner.run();
+    if (p) await p;
+  }
+  return (performance.now() - t0) / c.reps;
+}
+
+function hastenRunner(M: number, K: number, N: number, A: Float32Array, B: Float32Array, nThreads: number): MatmulRunner {
+  const h = rt.heap;
+  const a = h.alloc(A.byteLength), b = h.alloc(B.byteLength), c = h.alloc(M * N * 4);
+  h.f32(a, A.length).set(A);
+  h.f32(b, B.length).set(B);
+  return {
+    run() {
+      rt.setNumThreads(nThreads);
+      rt.gemm({ M, N, K, a, b, c });
+    },
+    async result() {
+      return Float32Array.from(h.f32(c, M * N));
+    },
+    dispose() {
+      h.free(a);
+      h.free(b);
+      h.free(c);
+    },
+  };
+}
+
+function torchReference(M: number, K: number, N: number, A: Float32Array, B: Float32Array) {
+  const dir = mkdtempSync(join(os.tmpdir(), "hasten-bench-"));
+  try {
+    writeFileSync(join(dir, "a.f32"), A);
+    writeFileSync(join(dir, "b.f32"), B);
+    const script = join(dirname(fileURLToPath(import.meta.url)), "peers", "torch_matmul.py");
+    const r = spawnSync("python3", [script, String(M), String(K), String(N), join(dir, "a.f32"), join(dir, "b.f32"), String(rounds)], { encoding: "utf8" });
+    if (r.status !== 0) return { skip: (r.stderr || r.error?.message || "python3 failed").trim().split("\n").pop()! };
+    return JSON.parse(r.stdout) as { version: string; gflops_1t: number; gflops_all: number; threads: number };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const torchProbe = spawnSync("python3", ["-c", "import torch"], { encoding: "utf8" });
+const torchOk = torchProbe.status === 0;
+if (!torchOk) console.log(`skipping torch: ${(torchProbe.stderr || torchProbe.error?.message || "").trim().split("\n").pop()}`);
+
+const rows: string[][] = [];
+const header = ["M×K×N", "hasten 1t", `hasten ${threads}t`, ...live.map((p) => p.name)];
+if (torchOk) header.push("torch 1t", `torch all`);
+header.push(...live.map((p) => `h1/${p.name.split(" ")[0]}`), `h${threads}/h1`, "max rel diff", "others' CPU");
+
+for (const [M, K, N] of sizes) {
+  const A = random(M * K, 1), B = random(K * N, 2);
+  const flops = 2 * M * N * K;
+  const contenders: Contender[] = [
+    { name: "hasten 1t", runner: hastenRunner(M, K, N, A, B, 1), reps: 1, times: [] },
+    { name: "hasten all", runner: hastenRunner(M, K, N, A, B, threads), reps: 1, times: [] },
+  ];
+  for (const p of live) contenders.push({ name: p.name, runner: await p.setup(M, K, N, A, B), reps: 1, times: [] });
+  // warm up (tier-up of wasm code, peers' caches) and size each sample to about sampleMs
+  for (const c of contenders) {
+    for (let i = 0; i < 3; i++) await sample(c);
+    c.reps = Math.max(1, Math.round(sampleMs / (await sample(c))));
+  }
+  const note = await waitQuiet();
+  if (note) console.log(`${M}×${K}×${N}${note}`);
+  const cpu0 = cpuTimes(), wall0 = performance.now();
+  for (let r = 0; r < rounds; r++) for (const c of contenders) c.times.push(await sample(c));
+  const cpu1 = cpuTimes(), wall = performance.now() - wall0;
+  // share of the machine's CPUs that other processes used while we measured
+  const others = cpu0 && cpu1 ? Math.max(0, (cpu1.machine - cpu0.machine - (cpu1.self - cpu0.self)) / (wall * os.cpus().length)) : NaN;
+  const gf = contenders.map((c) => {
+    const t = [...c.times].sort((x, y) => x - y)[c.times.length >> 1];
+    return flops / t / 1e6;
+  });
+  // the peers must compute the same product: largest difference relative to max |C|
+  const ref = await contenders[0].runner.result();
+  let scale = 0;
+  for (const v of ref) scale = Math.max(scale, Math.abs(v));
+  let diff = 0;
+  for (const c of contenders.slice(1)) {
+    const got = await c.runner.result();
+    for (let i = 0; i < ref.length; i++) diff = Math.max(diff, Math.abs(got[i] - ref[i]) / scale);
+  }
+  for (const c of contenders) c.runner.dispose();
+  const row = [`${M}×${K}×${N}`, ...gf.map((g) => g.toFixed(1))];
+  if (torchOk) {
+    const t = torchReference(M, K, N, A, B);
+    if ("skip" in t) row.push("err", "err");
+    else row.push(t.gflops_1t.toFixed(1), t.gflops_all.toFixed(1));
+  }
+  row.push(...live.map((_, i) => (gf[0] / gf[2 + i]).toFixed(2)), (gf[1] / gf[0]).toFixed(2), diff.toExponential(1), Number.isNaN(others) ? "?" : `${(100 * others).toFixed(0)}%`);
+  rows.push(row);
+  console.log(`done ${row[0]}`);
+}
+
+const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+console.log(`\nmatmul GFLOP/s, median of ${rounds} interleaved samples of ≥${sampleMs} ms; ${os.cpus()[0]?.model ?? "cpu"}, ${os.availableParallelism?.() ?? os.cpus().length} threads, Node ${process.version}; fma=${rt.gemmConfig.fma}`);
+console.log(line(header));
+for (const r of rows) console.log(line(r));
+await rt.shutdown();
