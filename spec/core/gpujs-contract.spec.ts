@@ -5,6 +5,7 @@ import * as assert from "uvu/assert";
 import { createGpujsBackend, probeAdapter, type GpujsBackend } from "../../core/backends/gpujs/index.ts";
 import { chooseMode } from "../../core/backends/gpujs/device.ts";
 import type { GpujsBuffer, KernelSpec } from "../../core/backends/gpujs/runtime.ts";
+import { floorDiv } from "../../core/backends/gpujs/gpu-math.ts";
 
 // Every await happens before the suites are defined: uvu starts running queued suites on the
 // next timer tick when a file is run alone.
@@ -41,6 +42,28 @@ options("the default mode is webgpu only on a hardware adapter, else webasm with
 });
 options.run();
 
+// Index arithmetic is float32 in gpu.js kernels; floorDiv must be exact up to 2^24. With a
+// correctly rounded division ⌊a/b⌋ is already exact there, so on lavapipe this shows only that
+// the correction does no harm; it matters on drivers with approximate division (WGSL allows
+// 2.5 ulp), where a/b for a multiple of b can land just below the integer.
+const FLOOR_DIV: KernelSpec = {
+  key: "test:floorDiv",
+  source: "function (base, d) { return floorDiv(base + this.thread.x, d); }",
+  args: ["Integer", "Integer"],
+  functions: [floorDiv],
+};
+async function checkFloorDiv(b: GpujsBackend): Promise<void> {
+  const n = 4096, base = 2 ** 24 - n;
+  for (const d of [3, 7, 641, 4095, 65537, 2 ** 24 - 1]) {
+    const out = b.rt.launch(FLOOR_DIV, n, "float32", [base, d]);
+    const got = await b.rt.read(out);
+    b.rt.free(out);
+    for (let i = 0; i < n; i++) {
+      if (got[i] !== Math.floor((base + i) / d)) assert.unreachable(`floorDiv(${base + i}, ${d}) = ${got[i]}, want ${Math.floor((base + i) / d)} (${b.mode})`);
+    }
+  }
+}
+
 // The synchronous modes check indices on the host and throw the cpu backend's errors.
 for (const mode of ["webasm", "cpu"] as const) {
   const s = suite(`gpujs ${mode}: index checks and synchronous reads`);
@@ -61,6 +84,7 @@ for (const mode of ["webasm", "cpu"] as const) {
     assert.is(b.liveBuffers(), live + 2);
     for (const u of [x, idx, z, t]) b.free(u);
   });
+  s("floorDiv is exact just below 2^24", () => checkFloorDiv(b));
   s("a buffer freed twice is an error, not a corrupted count", () => {
     const x = b.full("float32", 2, 1);
     b.free(x);
@@ -87,6 +111,7 @@ if (!adapter) {
     assert.throws(() => b.readSync(x), /mode "webgpu" reads asynchronously; use await t.data\(\)/);
     b.free(x);
   });
+  gpu("floorDiv is exact just below 2^24", () => checkFloorDiv(b));
   gpu("an input freed right after the kernel that reads it is still read correctly", async () => {
     const x = b.upload("float32", f32([1, 4, 9]));
     const [y] = b.run("unary", [x], { op: "sqrt", n: 3 });

@@ -77,6 +77,9 @@ export class GpujsBackend implements Backend {
     return this.own(copyFromHost(this.rt, dtype, f));
   }
   full(dtype: DType, size: number, value: number): BackendBuffer {
+    if (dtype === "int32" && Math.abs(value) > MAX_INDEXED) {
+      throw new Error(`gpujs full: int32 value ${value} cannot be held exactly; device buffers are float32, exact for |v| ≤ 2^24`);
+    }
     return this.own(fill(this.rt, dtype, size, dtype === "int32" ? Math.trunc(value) : value));
   }
   async read(buf: BackendBuffer): Promise<TypedArray> {
@@ -110,6 +113,11 @@ export class GpujsBackend implements Backend {
   }
   flush(): Promise<void> {
     return this.rt.flush();
+  }
+  // Resolves when every kernel so far has been handed to the device (encoded and submitted);
+  // flush() also waits for the device to finish them.
+  submitted(): Promise<void> {
+    return this.rt.submitted();
   }
   // Compile cost per kernel (first-call wall time), and how many kernel calls were made.
   stats(): { compiles: CompileStat[]; launches: number } {

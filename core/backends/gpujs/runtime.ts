@@ -185,15 +185,21 @@ export class Runtime {
     return buf.handle ? (buf.handle as Float32Array).slice(0, buf.size) : new Float32Array(0);
   }
 
+  // Resolves once every queued job has run, i.e. every kernel so far is submitted to the
+  // device (not necessarily finished).
+  async submitted(): Promise<void> {
+    let tail: Promise<void>;
+    do {
+      tail = this.tail;
+      await tail;
+    } while (tail !== this.tail);
+  }
+
   // Wait until every queued job has been submitted and the GPU has finished it; throws the
   // first kernel failure since the last flush (a training loop that never reads still hears of it).
   async flush(): Promise<void> {
     if (this.async) {
-      let tail: Promise<void>;
-      do {
-        tail = this.tail;
-        await tail;
-      } while (tail !== this.tail);
+      await this.submitted();
       await (await WebGPUContext.acquire()).device.queue.onSubmittedWorkDone();
     }
     const e = this.pendingError;
