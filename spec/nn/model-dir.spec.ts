@@ -1,0 +1,154 @@
+// The model directory: exact round trip (weights, tokenizer, config, eval mode), F16 storage,
+// replacing a model atomically (foreign files kept, no temp dirs left, a failed save changes
+// nothing), and a clear error for each way a directory can be broken.
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { getBackend } from "../../core/index.ts";
+import { greedyDecode } from "../../decoding/index.ts";
+import { BpeTokenizer } from "../../nn/index.ts";
+import { loadModelDir, saveModelDir, type ModelDir } from "../../nn/models/model-dir.ts";
+import { tinyModelDir } from "../decoding/tiny.ts";
+
+const root = mkdtempSync(join(tmpdir(), "hasten-model-dir-"));
+const vals = (m: ModelDir) => m.model.namedParameters().map(([n, p]) => [n, Array.from(p.dataSync())] as const);
+const rewrite = (dir: string, name: string, edit: (json: Record<string, any>) => void) => {
+  const obj = JSON.parse(readFileSync(join(dir, name), "utf8"));
+  edit(obj);
+  writeFileSync(join(dir, name), JSON.stringify(obj));
+};
+const copyDir = async (name: string, m: ModelDir) => {
+  const dir = join(root, name);
+  await saveModelDir(dir, m);
+  return dir;
+};
+
+test("save then load gives the same weights, tokenizer, config and translations, in eval mode", async () => {
+  const m = tinyModelDir(1);
+  m.model.train();
+  const dir = join(root, "a", "nested", "model"); // parents are created
+  await saveModelDir(dir, m);
+  assert.equal(readdirSync(dir).sort(), ["config.json", "model.safetensors", "tokenizer.json"]);
+  const before = getBackend().liveBuffers();
+  const loaded = loadModelDir(dir);
+  assert.is(loaded.model.training, false);
+  assert.equal(vals(loaded), vals(m));
+  assert.equal(loaded.config, m.config);
+  assert.equal(loaded.tokenizer.toJSON(), m.tokenizer.toJSON());
+  const src = ["Ein Mann spielt.", "Zwei Kinder lesen ein Buch."].map((s) => m.tokenizer.encode(s));
+  m.model.eval();
+  assert.equal(await greedyDecode(loaded.model, src), await greedyDecode(m.model, src));
+  loaded.model.dispose();
+  assert.is(getBackend().liveBuffers(), before, "loading and disposing leaks nothing");
+  const cfg = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
+  assert.is(cfg.format, "hasten-model-dir");
+  assert.is(cfg.version, 1);
+  m.model.dispose();
+});
+
+test("F16 storage halves the weights file and loads within half-precision error", async () => {
+  const m = tinyModelDir(2);
+  const d32 = join(root, "f32"), d16 = join(root, "f16");
+  await saveModelDir(d32, m);
+  await saveModelDir(d16, m, { floatDtype: "F16" });
+  const s32 = statSync(join(d32, "model.safetensors")).size, s16 = statSync(join(d16, "model.safetensors")).size;
+  assert.ok(s16 < 0.55 * s32, `sizes ${s16} vs ${s32}`);
+  const loaded = loadModelDir(d16);
+  const want = vals(m), got = vals(loaded);
+  got.forEach(([n, g], i) => g.forEach((x, j) => {
+    const w = want[i][1][j];
+    if (!(Math.abs(x - w) <= 1e-3 * Math.abs(w) + 1e-7)) assert.unreachable(`${n}[${j}]: ${x} vs ${w}`);
+  }));
+  loaded.model.dispose();
+  m.model.dispose();
+});
+
+test("replacing a model keeps foreign files and leaves no temp directories; a failed save changes nothing", async () => {
+  const parent = join(root, "replace");
+  const dir = join(parent, "model");
+  const a = tinyModelDir(3), b = tinyModelDir(4);
+  await saveModelDir(dir, a);
+  writeFileSync(join(dir, "README.md"), "notes\n");
+  await saveModelDir(dir, b);
+  assert.equal(readdirSync(parent), ["model"]);
+  assert.is(readFileSync(join(dir, "README.md"), "utf8"), "notes\n");
+  const loaded = loadModelDir(dir);
+  assert.equal(vals(loaded), vals(b));
+  loaded.model.dispose();
+
+  // A save that fails while reading the weights (a disposed parameter) leaves the old model.
+  const weights = readFileSync(join(dir, "model.safetensors"));
+  const broken = tinyModelDir(5);
+  broken.model.parameters()[3].dispose();
+  try {
+    await saveModelDir(dir, broken);
+    assert.unreachable("saving a disposed parameter should fail");
+  } catch (e) {
+    assert.match((e as Error).message, /used after dispose/);
+  }
+  assert.equal(readdirSync(parent), ["model"]);
+  assert.ok(readFileSync(join(dir, "model.safetensors")).equals(weights));
+  for (const m of [a, b]) m.model.dispose();
+});
+
+test("saveModelDir refuses to replace what is not a model directory, and inconsistent input", async () => {
+  const m = tinyModelDir(6);
+  const other = join(root, "not-a-model");
+  mkdirSync(other);
+  writeFileSync(join(other, "precious.txt"), "keep me");
+  const rejects = async (p: Promise<unknown>, re: RegExp) => {
+    try {
+      await p;
+    } catch (e) {
+      assert.match((e as Error).message, re);
+      return;
+    }
+    assert.unreachable(`expected ${re}`);
+  };
+  await rejects(saveModelDir(other, m), /refusing to replace .*not-a-model: it is not empty and holds no config.json/);
+  assert.ok(existsSync(join(other, "precious.txt")));
+  await rejects(saveModelDir(join(other, "precious.txt"), m), /exists and is not a directory/);
+  await rejects(saveModelDir(join(root, "x1"), { ...m, config: { ...m.config, model: { ...m.config.model, ffn: 64 } } }),
+    /config.model differs from the model's own config in ffn \(64 vs 32\)/);
+  const small = BpeTokenizer.train(["ab ba"], { vocabSize: 280 });
+  await rejects(saveModelDir(join(root, "x2"), { ...m, tokenizer: small }), /the tokenizer has \d+ tokens but the model expects srcVocab 326 and tgtVocab 326/);
+  await rejects(saveModelDir(join(root, "x3"), { ...m, config: { ...m.config, decoding: { ...m.config.decoding, beam: 0 } } }), /decoding.beam must be an integer >= 1, got 0/);
+  assert.not.ok(existsSync(join(root, "x1")) || existsSync(join(root, "x2")) || existsSync(join(root, "x3")));
+  m.model.dispose();
+});
+
+test("loadModelDir names what is wrong", async () => {
+  const m = tinyModelDir(7);
+  const base = await copyDir("good", m);
+  const throws = (dir: string, re: RegExp) => assert.throws(() => loadModelDir(dir), re);
+  throws(join(root, "nope"), /loadModelDir: no model directory at .*nope/);
+  throws(join(base, "config.json"), /config.json is a file, expected a model directory/);
+  const cases: [string, (dir: string) => void, RegExp][] = [
+    ["no-weights", (d) => rmSync(join(d, "model.safetensors")), /model.safetensors is missing \(a model directory holds config.json, tokenizer.json, model.safetensors\)/],
+    ["no-tokenizer", (d) => rmSync(join(d, "tokenizer.json")), /tokenizer.json is missing/],
+    ["bad-json", (d) => writeFileSync(join(d, "config.json"), "{"), /config.json is not valid JSON/],
+    ["format", (d) => rewrite(d, "config.json", (c) => (c.format = "other")), /expected format "hasten-model-dir", got "other"/],
+    ["task", (d) => rewrite(d, "config.json", (c) => (c.task = "lm")), /task must be "translation", got "lm"/],
+    ["unknown-key", (d) => rewrite(d, "config.json", (c) => (c.model.dmodel = 16)), /model config: unknown dmodel/],
+    ["missing-key", (d) => rewrite(d, "config.json", (c) => delete c.model.heads), /model config: missing heads/],
+    ["bad-heads", (d) => rewrite(d, "config.json", (c) => (c.model.heads = 3)), /dModel 16 must be divisible by heads 3/],
+    ["vocab", (d) => rewrite(d, "config.json", (c) => (c.model.srcVocab = c.model.tgtVocab = 400)), /the tokenizer has 326 tokens but the model expects srcVocab 400/],
+    ["shapes", (d) => rewrite(d, "config.json", (c) => (c.model.ffn = 48)), /shape\/dtype mismatch for encoder.layers.0.ffn.*expected float32\[48,16\], got float32\[32,16\]/],
+    ["decoding", (d) => rewrite(d, "config.json", (c) => (c.decoding.maxLenA = -1)), /decoding.maxLenA must be a finite number >= 0, got -1/],
+    ["tokenizer", (d) => rewrite(d, "tokenizer.json", (t) => (t.format = "x")), /tokenizer.json: expected format "hasten-bpe"/],
+    ["truncated", (d) => writeFileSync(join(d, "model.safetensors"), readFileSync(join(base, "model.safetensors")).subarray(0, 100)), /model.safetensors/],
+  ];
+  const before = getBackend().liveBuffers();
+  for (const [name, breakIt, re] of cases) {
+    const dir = await copyDir(name, m);
+    breakIt(dir);
+    throws(dir, re);
+  }
+  assert.is(getBackend().liveBuffers(), before, "failed loads free what they made");
+  m.model.dispose();
+});
+
+test.after(() => rmSync(root, { recursive: true, force: true }));
+test.run();
