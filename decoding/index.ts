@@ -1,0 +1,6 @@
+// Hasten decoding: search algorithms over a trained model's incremental decoder.
+export { DecoderRows, prepareSources, type DecodeOptions, type Hypothesis, type SourceInput } from "./common.ts";
+export { greedyDecode } from "./greedy.ts";
+export { beamSearch, beamSearchNBest, type BeamOptions, type ScoredHypothesis } from "./beam.ts";
+export { scoreTargets } from "./score.ts";
+export { decodeCorpus, translateLines, type CorpusOptions, type TranslateResult } from "./corpus.ts";
