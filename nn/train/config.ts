@@ -227,9 +227,9 @@ export function checkValue(key: keyof TrainConfig, raw: unknown, where: string):
 
 // Relations between keys, checked once everything is merged.
 export function checkConfig(c: TrainConfig): TrainConfig {
+  if (!c.out) throw new Error("hasten train: --out is required (the run folder)");
   for (const k of CONFIG_KEY_NAMES) checkValue(k, c[k], `config: ${k}`);
   const problems: string[] = [];
-  if (c.out === "") problems.push("--out is required (the run folder)");
   if (c.src === c.tgt) problems.push(`--src and --tgt must differ, both are "${c.src}"`);
   if (c.dModel % c.heads !== 0) problems.push(`--d-model ${c.dModel} must be divisible by --heads ${c.heads}`);
   if (c.positions === "sinusoidal" && c.dModel % 2 !== 0) problems.push(`--d-model ${c.dModel} must be even for sinusoidal positions`);
