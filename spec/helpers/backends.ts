@@ -37,6 +37,7 @@ export async function testBackends(): Promise<{ cfg: TestBackend; backend: Backe
     }
   }
   await setBackend("cpu");
+  if (out.length === 0) throw new Error(`testBackends: no backend selected (HASTEN_TEST_BACKENDS=${process.env.HASTEN_TEST_BACKENDS ?? ""}); skipped: ${skipped.join("; ") || "none"}`);
   cache = out;
   return out;
 }
