@@ -33,6 +33,7 @@ export async function decodeCorpus(model: Transformer, sources: readonly ArrayLi
 // Characters that end a line for some reader (Python's universal newlines, str.splitlines): a
 // translation is one line of output, so they become spaces. (Byte-fallback tokens can spell them.)
 const LINE_BREAKS = /[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/g;
+export const toOneLine = (s: string): string => s.replace(LINE_BREAKS, " ");
 
 export interface TranslateResult {
   translations: string[];
@@ -56,5 +57,5 @@ export async function translateLines(m: { model: Transformer; tokenizer: BpeToke
     ...opts,
     banned: [...new Set([tokenizer.unkId, tokenizer.maskId, ...(opts.banned ?? [])])],
   });
-  return { translations: hyps.map((h) => tokenizer.decode(h.tokens).replace(LINE_BREAKS, " ")), truncated };
+  return { translations: hyps.map((h) => toOneLine(tokenizer.decode(h.tokens))), truncated };
 }

@@ -3,4 +3,4 @@ export { DecoderRows, prepareSources, type DecodeOptions, type Hypothesis, type 
 export { greedyDecode } from "./greedy.ts";
 export { beamSearch, beamSearchNBest, type BeamOptions, type ScoredHypothesis } from "./beam.ts";
 export { scoreTargets } from "./score.ts";
-export { decodeCorpus, translateLines, type CorpusOptions, type TranslateResult } from "./corpus.ts";
+export { decodeCorpus, toOneLine, translateLines, type CorpusOptions, type TranslateResult } from "./corpus.ts";

@@ -40,7 +40,7 @@ export function tinyTokenizer(): BpeTokenizer {
 
 export function tinyModelDir(seed: number, extra: Partial<TransformerConfig> & { gain?: number } = {}): { model: Transformer; tokenizer: BpeTokenizer; config: ModelDirConfig } {
   const tokenizer = tinyTokenizer();
-  const model = tinyModel(seed, { srcVocab: tokenizer.vocabSize, tgtVocab: tokenizer.vocabSize, maxLen: 24, ...extra });
+  const model = tinyModel(seed, { srcVocab: tokenizer.vocabSize, tgtVocab: tokenizer.vocabSize, maxLen: 64, ...extra });
   const config: ModelDirConfig = {
     task: "translation", src: "de", tgt: "en", model: { ...model.config },
     decoding: { maxLenA: 1, maxLenB: 3, beam: 3, lengthPenalty: 1 },
