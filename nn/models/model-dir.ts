@@ -12,6 +12,7 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, cpSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import "../../core/index.ts"; // a fresh process that only loads a model still gets the cpu backend
 import { writeFileAtomic } from "../../core/atomic-write.ts";
 import { saveSafetensors } from "../../core/serialize.ts";
 import { BpeTokenizer } from "../tokenizer/bpe.ts";

@@ -10,7 +10,7 @@ import { defaultDataDir, multi30kFiles, type Multi30kSplit } from "../../nn/data
 import { readParallel, type TextPair } from "../../nn/data/corpus.ts";
 import { corpusBleu, formatBleu, type BleuResult } from "../../nn/metrics/bleu.ts";
 import type { ModelDir } from "../../nn/models/model-dir.ts";
-import { DECODING_FLAGS, decodingOptions, loadModelOrExplain, parseFlags, runCommand, UsageError, writers, type CommandIO } from "./translate.ts";
+import { DECODING_FLAGS, decodingOptions, loadModelOrExplain, parseFlags, runCommand, selectBackend, UsageError, writers, type CommandIO } from "./translate.ts";
 
 const SPLITS: Multi30kSplit[] = ["train", "valid", "test2016"];
 
@@ -27,6 +27,7 @@ options:
   --length-penalty A       rank finished beams by score / len^A (default: the model's config)
   --max-len-a A, --max-len-b B   longest output A · source length + B (default: the model's config)
   --batch-size N           sentences per batch for the BLEU runs (default 32)
+  --backend NAME[:MODE]    cpu (default), gpujs:webgpu, gpujs:webasm, ...
   --latency-sentences N    sentences decoded one at a time for the latency (default 50)
   --data-dir DIR           the folder holding multi30k/ (default: $DATA_DIR, else ../shared/data)
   --json                   one JSON object instead of the table
@@ -77,6 +78,7 @@ export async function evaluateCommand(argv: string[], io: CommandIO = {}): Promi
     }
     const split = (flags.split as string | undefined) ?? "test2016";
     if (!SPLITS.includes(split as Multi30kSplit)) throw new UsageError(`hasten evaluate: --split must be one of ${SPLITS.join(", ")}, got "${split}"`);
+    await selectBackend("evaluate", flags.backend as string | undefined);
     const m = loadModelOrExplain("evaluate", flags.model as string | undefined, USAGE);
     try {
       const pairs = readSplit(m, split as Multi30kSplit, flags["data-dir"] as string | undefined, flags.limit as number | undefined);
@@ -109,7 +111,7 @@ export async function evaluateCommand(argv: string[], io: CommandIO = {}): Promi
       }
       const report: EvaluateReport = {
         model: flags.model as string, split, src: m.config.src, tgt: m.config.tgt, sentences: pairs.length,
-        backend: getBackend().name, maxLenA: opts.maxLenA, maxLenB: opts.maxLenB, results,
+        backend: (flags.backend as string | undefined) ?? getBackend().name, maxLenA: opts.maxLenA, maxLenB: opts.maxLenB, results,
       };
       out.stdout(flags.json ? JSON.stringify(report) + "\n" : formatReport(report));
       return report;

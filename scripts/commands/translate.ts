@@ -3,7 +3,7 @@
 // translations and nothing else; progress goes to standard error, only on a terminal or --verbose.
 // Usage errors and an unloadable model exit with code 2.
 import { readFileSync } from "node:fs";
-import "../../core/index.ts"; // registers the cpu backend
+import { registeredBackends, setBackend } from "../../core/index.ts"; // importing core registers the backends
 import { translateLines } from "../../decoding/corpus.ts";
 import { loadModelDir, type ModelDir } from "../../nn/models/model-dir.ts";
 
@@ -20,6 +20,7 @@ options:
   --max-len-a A          longest output: A · source length + B tokens
   --max-len-b B            (defaults: the model's config)
   --batch-size N         sentences decoded together (default 32)
+  --backend NAME[:MODE]  cpu (default), gpujs:webgpu, gpujs:webasm, ...
   -v, --verbose          progress and timing on standard error even when it is not a terminal
   -h, --help             show this help`;
 
@@ -91,6 +92,18 @@ export async function runCommand<T>(io: CommandIO, body: () => Promise<T>): Prom
   }
 }
 
+// "name" or "name:mode" (gpujs:webgpu); must be chosen before the model's tensors are made.
+export async function selectBackend(cmd: string, spec: string | undefined): Promise<void> {
+  if (spec === undefined) return;
+  const [name, mode] = spec.split(":", 2);
+  if (!registeredBackends().includes(name)) throw new UsageError(`hasten ${cmd}: --backend must be one of ${registeredBackends().sort().join(", ")} (optionally name:mode), got "${spec}"`);
+  try {
+    await setBackend(name, mode ? { mode } : undefined);
+  } catch (e) {
+    throw new UsageError(`hasten ${cmd}: cannot start backend ${spec}: ${(e as Error).message.split("\n")[0]}`);
+  }
+}
+
 export function loadModelOrExplain(cmd: string, dir: string | undefined, usage: string): ModelDir {
   if (dir === undefined) throw new UsageError(`hasten ${cmd}: --model DIR is required\n${usage}`);
   try {
@@ -148,6 +161,7 @@ export const DECODING_FLAGS: FlagSpec = {
   "max-len-a": { type: "number", min: 0 },
   "max-len-b": { type: "number", min: 0 },
   "batch-size": { type: "int", min: 1 },
+  backend: { type: "string" },
 };
 
 export function decodingOptions(flags: Flags, m: ModelDir) {
@@ -174,6 +188,7 @@ export async function translateCommand(argv: string[], io: CommandIO = {}): Prom
       out.stdout(USAGE + "\n");
       return undefined;
     }
+    await selectBackend("translate", flags.backend as string | undefined);
     const m = loadModelOrExplain("translate", flags.model as string | undefined, USAGE);
     try {
       const opts = decodingOptions(flags, m);

@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { noGrad, tensor } from "../../core/index.ts";
+import { noGrad, setBackend, tensor } from "../../core/index.ts";
 import { beamSearch, toOneLine, translateLines } from "../../decoding/index.ts";
 import { corpusBleu } from "../../nn/metrics/bleu.ts";
 import { loadModelDir, saveModelDir } from "../../nn/models/model-dir.ts";
@@ -64,6 +64,18 @@ test("translate: the beam comes from the model's config or --beam, and equals be
   assert.is(g.stdout, "\n\n", "a zero length limit gives empty translations");
 });
 
+test("translate: --backend gpujs:webasm gives the cpu backend's translations", async () => {
+  const input = "Ein Mann fährt Fahrrad.\nZwei Hunde.\n";
+  const cpu = await run(translateCommand, ["--model", modelDir, "--beam", "2"], input);
+  try {
+    const gpu = await run(translateCommand, ["--model", modelDir, "--beam", "2", "--backend", "gpujs:webasm"], input);
+    assert.is(gpu.error, undefined, String(gpu.error));
+    assert.is(gpu.stdout, cpu.stdout);
+  } finally {
+    await setBackend("cpu");
+  }
+});
+
 test("translate: line breaks spelled by byte tokens never split an output line", async () => {
   // A model that always says <0x0A>: the final norm outputs a constant c, and only the row of
   // that byte in the output projection is c.
@@ -94,6 +106,7 @@ test("translate and evaluate: usage errors and a missing model exit with code 2 
     [translateCommand, ["--model", modelDir, "--bogus"], /unknown option --bogus/],
     [translateCommand, ["--model", modelDir, "extra.txt"], /unexpected argument "extra.txt"/],
     [translateCommand, ["--model", modelDir, "--input", join(root, "none.txt")], /cannot read .*none.txt: no such file/],
+    [translateCommand, ["--model", modelDir, "--backend", "tpu"], /--backend must be one of cpu, .*\(optionally name:mode\), got "tpu"/],
     [evaluateCommand, ["--model", modelDir, "--split", "test2017"], /--split must be one of train, valid, test2016, got "test2017"/],
     [evaluateCommand, ["--model", modelDir, "--data-dir", join(root, "nodata")], /cannot read the test2016 split: --data-dir .*nodata does not exist/],
     [evaluateCommand, ["--model", modelDir, "--data-dir", root], /cannot read the test2016 split: .*source file not found: .*test2016.de/],

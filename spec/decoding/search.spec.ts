@@ -4,9 +4,10 @@
 import fc from "fast-check";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { getBackend, noGrad, tensor, tidy } from "../../core/index.ts";
+import { getBackend, noGrad, setBackend, tensor, tidy } from "../../core/index.ts";
 import type { Transformer } from "../../nn/index.ts";
 import { beamSearch, beamSearchNBest, greedyDecode, scoreTargets, type Hypothesis } from "../../decoding/index.ts";
+import { testBackends } from "../helpers/backends.ts";
 import { randomSources, tinyModel } from "./tiny.ts";
 
 const FC = { seed: 4242, numRuns: 10 };
@@ -180,6 +181,27 @@ test("decoding leaks no buffers, runs in eval mode and restores training mode", 
   assert.ok(model.training, "training mode restored");
   assert.is(getBackend().liveBuffers(), before, "live buffers after decoding");
   model.dispose();
+});
+
+test("every other available backend decodes as the cpu backend does (asynchronous reads included)", async () => {
+  const srcs = randomSources(12, 4, V, 6);
+  const cpu = tinyModel(13);
+  const want = [await greedyDecode(cpu, srcs, LEN), await beamSearch(cpu, srcs, { ...LEN, beam: 3 })];
+  cpu.dispose();
+  for (const { cfg } of await testBackends()) {
+    if (cfg.name === "cpu") continue;
+    await setBackend(cfg.name, cfg.options);
+    try {
+      const model = tinyModel(13);
+      const before = getBackend().liveBuffers();
+      assertSameHyps(await greedyDecode(model, srcs, LEN), want[0], `${cfg.label} greedy`);
+      assertSameHyps(await beamSearch(model, srcs, { ...LEN, beam: 3 }), want[1], `${cfg.label} beam`);
+      assert.is(getBackend().liveBuffers(), before, `${cfg.label}: live buffers`);
+      model.dispose();
+    } finally {
+      await setBackend("cpu");
+    }
+  }
 });
 
 test("bad input gets clear errors", async () => {
