@@ -3,8 +3,8 @@
 // Each step, for every sentence, the candidates are (hypothesis h, token v) with
 //   score(h·v) = score(h) + log p(v | h, x)
 // and the 2K best are ranked. Among the first K ranks, candidates ending in eos are finished and
-// set aside; the first K that do not end in eos are the next live hypotheses (Wu et al. 2016;
-// the fairseq scheme). The cache, memory and mask rows are then gathered by parent index.
+// set aside; the first K that do not end in eos are the next live hypotheses (fairseq's scheme).
+// The cache, memory and mask rows are then gathered by parent index.
 // Step 0 starts from one row per sentence, so the beam never holds K copies of the same prefix.
 //
 // Length normalisation (fairseq's): a finished hypothesis of n tokens plus eos is ranked by
@@ -15,9 +15,13 @@
 //   - K hypotheses have finished (fairseq's rule: the search is a heuristic anyway), or
 //   - no live hypothesis can still beat the best finished one. Adding tokens only lowers a score
 //     (log-probabilities are ≤ 0) and a finished length is at most maxOut + 1, so a live score s
-//     can reach at most s / (maxOut + 1)^α; with α = 0 that is s itself, an exact bound, or
+//     can reach at most s / (maxOut + 1)^α (a safe bound for every α ≥ 0; tight, s itself,
+//     for α = 0), or
 //   - it reaches its length limit (eos is forced on every live hypothesis).
-// With K = 1 this is exactly greedy decoding.
+// With K = 1 this is exactly greedy decoding. With K > 1 it usually, but not always, finds a
+// higher-scoring output than greedy: pruning can drop greedy's prefix, and stopping at K finished
+// hypotheses can stop early (on tiny random models, K = 4, α = 0: below greedy in 15 of 1,200
+// sentences, 9 of them without the K-finished rule). A beam wide enough never to prune is exact.
 //
 // The log-probabilities of all live rows [N, V] are read back each step and ranked on the host.
 import type { Transformer } from "../nn/models/transformer.ts";

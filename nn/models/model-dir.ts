@@ -48,8 +48,6 @@ export const MODEL_DIR_VERSION = 1;
 export const MODEL_DIR_FILES = { config: "config.json", tokenizer: "tokenizer.json", weights: "model.safetensors" } as const;
 const OURS = new Set<string>(Object.values(MODEL_DIR_FILES));
 
-export const DEFAULT_DECODING: DecodingDefaults = { maxLenA: 1.5, maxLenB: 10, beam: 5, lengthPenalty: 1 };
-
 export async function saveModelDir(dir: string, m: ModelDir, opts: { floatDtype?: "F32" | "F16" } = {}): Promise<void> {
   const target = resolve(dir);
   const config = checkConfig(m.config, "saveModelDir");
