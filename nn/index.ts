@@ -15,6 +15,7 @@ export { DecoderLayer, type DecoderLayerInputs } from "./layers/decoder-layer.ts
 
 export { Transformer, padMask, transformerConfig, type TransformerConfig } from "./models/transformer.ts";
 export { LM_BENCH_CONFIG, TransformerLM, lmConfig, type LMConfig } from "./models/lm.ts";
+export { loadModelDir, saveModelDir, type ModelDirConfig } from "./models/model-dir.ts";
 
 export { Optimizer, type OptimizerState, type ParamsInput, type StepOptions } from "./optim/optimizer.ts";
 export { SGD, type SGDOptions } from "./optim/sgd.ts";

@@ -5,6 +5,14 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: str
     summary: "corpus BLEU of hypotheses (stdin) against reference files, as SacreBLEU",
     load: async () => (await import("./commands/bleu.ts")).bleuCommand,
   },
+  translate: {
+    summary: "translate sentences (one a line, stdin) with a model directory; translations on stdout",
+    load: async () => (await import("./commands/translate.ts")).translateCommand,
+  },
+  evaluate: {
+    summary: "BLEU and decoding speed (greedy and beam) of a model on a Multi30k split",
+    load: async () => (await import("./commands/evaluate.ts")).evaluateCommand,
+  },
 };
 
 function usage(): string {

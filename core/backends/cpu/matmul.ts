@@ -34,13 +34,13 @@ export function matmul(alloc: Alloc, [a, b]: TypedArray[], p: KernelParams["matm
   // Strides of element (row i, k) of op(A) and (col j, k) of op(B).
   const aRow = p.transA ? 1 : K, aK = p.transA ? M : 1;
   const bCol = p.transB ? K : 1, bK = p.transB ? 1 : N;
-  const kcMax = Math.min(K, KC);
-  const ap = new Float32Array(Math.ceil(M / R) * R * kcMax);
-  const bp = new Float32Array(Math.ceil(N / R) * R * kcMax);
   if (M <= 2 && !p.transA) {
     for (let bi = 0; bi < batch; bi++) skinny(a, bi * p.aBatchStride, b, bi * p.bBatchStride, c, bi * M * N, M, K, N, p.transB);
     return [c];
   }
+  const kcMax = Math.min(K, KC);
+  const ap = new Float32Array(Math.ceil(M / R) * R * kcMax);
+  const bp = new Float32Array(Math.ceil(N / R) * R * kcMax);
   for (let bi = 0; bi < batch; bi++) {
     const co = bi * M * N;
     for (let k0 = 0; k0 < K; k0 += KC) {
