@@ -8,6 +8,7 @@
 
 export const i32 = 0x7f;
 export const f32 = 0x7d;
+export const f64 = 0x7c;
 export const v128 = 0x7b;
 export type ValType = typeof i32 | typeof f32 | typeof v128 | 0x7e | 0x7c;
 
@@ -57,7 +58,8 @@ export const Op = {
   i32_and: 0x71, i32_or: 0x72, i32_xor: 0x73, i32_shl: 0x74, i32_shr_s: 0x75, i32_shr_u: 0x76,
   f32_abs: 0x8b, f32_neg: 0x8c, f32_sqrt: 0x91, f32_add: 0x92, f32_sub: 0x93, f32_mul: 0x94,
   f32_div: 0x95, f32_min: 0x96, f32_max: 0x97,
-  i32_trunc_f32_s: 0xa8, f32_convert_i32_s: 0xb2, i32_reinterpret_f32: 0xbc, f32_reinterpret_i32: 0xbe,
+  i32_trunc_f32_s: 0xa8, f32_convert_i32_s: 0xb2, f32_demote_f64: 0xb6, f64_promote_f32: 0xbb,
+  i32_reinterpret_f32: 0xbc, f32_reinterpret_i32: 0xbe,
 } as const;
 
 /** SIMD sub-opcodes (after the 0xFD prefix), from the final SIMD proposal's binary table. */
@@ -279,8 +281,16 @@ export class ModuleBuilder {
   private types: string[] = [];
   private typeBytes: number[][] = [];
   private funcs: FuncDef[] = [];
+  private funcImports: { module: string; name: string; typeIndex: number }[] = [];
   private exports: [string, number][] = [];
   private memory?: MemoryImport;
+
+  /** Imports a host function (before any func is defined: imports come first in the index space). */
+  importFunc(module: string, name: string, params: ValType[], results: ValType[]): number {
+    if (this.funcs.length > 0) throw new Error(`asm: import ${module}.${name} after functions were defined`);
+    this.funcImports.push({ module, name, typeIndex: this.typeIndex(params, results) });
+    return this.funcImports.length - 1;
+  }
 
   importMemory(m: MemoryImport): this {
     this.memory = m;
@@ -302,7 +312,7 @@ export class ModuleBuilder {
   func(name: string | null, params: ValType[], results: ValType[], build: (f: FuncBuilder) => void): number {
     const builder = new FuncBuilder(params, results);
     build(builder);
-    const index = this.funcs.length;
+    const index = this.funcImports.length + this.funcs.length;
     this.funcs.push({ typeIndex: this.typeIndex(params, results), builder });
     if (name !== null) this.exports.push([name, index]);
     return index;
@@ -320,12 +330,14 @@ export class ModuleBuilder {
       return r;
     };
     section(1, vec(this.typeBytes));
+    const imports = this.funcImports.map((fi) => [...utf8(fi.module), ...utf8(fi.name), 0x00, ...uleb(fi.typeIndex)]);
     if (this.memory) {
       const m = this.memory;
       // limits flag: bit0 = has maximum, bit1 = shared (shared memories must have a maximum)
       const flag = m.shared ? 0x03 : 0x01;
-      section(2, vec([[...utf8(m.module), ...utf8(m.name), 0x02, flag, ...uleb(m.initialPages), ...uleb(m.maximumPages)]]));
+      imports.push([...utf8(m.module), ...utf8(m.name), 0x02, flag, ...uleb(m.initialPages), ...uleb(m.maximumPages)]);
     }
+    if (imports.length > 0) section(2, vec(imports));
     section(3, vec(this.funcs.map((f) => uleb(f.typeIndex))));
     section(7, vec(this.exports.map(([name, i]) => [...utf8(name), 0x00, ...uleb(i)])));
     section(10, vec(this.funcs.map((f) => f.builder.encode())));

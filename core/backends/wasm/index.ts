@@ -3,28 +3,40 @@
 // memory. It sees only pointers and sizes, never a Tensor.
 
 import os from "node:os";
-import { ModuleBuilder, Op, Simd } from "./asm.ts";
-import { emitGemm, JOB, scratchBytes, THREAD, type GemmConfig } from "./gemm-kernels.ts";
+import { ThreadChooser } from "./adaptive.ts";
+import { JOB, scratchBytes, THREAD, type GemmConfig } from "./gemm-kernels.ts";
 import { planGemm, prepareC, resolveGemm, writeJob, type GemmArgs } from "./gemm.ts";
 import { Heap, type HeapOptions } from "./heap.ts";
+import { ROWJOB } from "./jobs.ts";
+import { buildModule, HOST_IMPORTS, relaxedSimdAvailable } from "./module.ts";
+import { WasmOps, type RowRunner } from "./ops.ts";
 import { CONTROL_BYTES, PREEMPTED_MS, ThreadPool } from "./threads.ts";
 
 export type { GemmArgs } from "./gemm.ts";
 export type { GemmConfig } from "./gemm-kernels.ts";
 export { Heap } from "./heap.ts";
+export { WasmOps, type BinaryOp, type Broadcast } from "./ops.ts";
+export { relaxedSimdAvailable } from "./module.ts";
 
 /** Tile and block sizes chosen by bench/matmul.ts on a Zen CPU (48 KiB L1d, 1 MiB L2). */
 export const DEFAULT_GEMM: GemmConfig = { MR: 2, NR: 16, KC: 256, MC: 128, NC: 2048, unroll: 1, fma: false };
 
-/** Job functions the workers may run, by index. */
-const ENTRIES = ["gemm_job"];
-const GEMM_JOB = 0;
+/** Bytes of a job record: big enough for both layouts (gemm JOB and ROWJOB). */
+const JOB_BYTES = Math.max(JOB.slots, ROWJOB.slots) * 4;
 
 export interface WasmRuntimeOptions {
   /** Threads used for large kernels, the calling one included. Default: available cores. */
   threads?: number;
   /** Below this many flops (2·M·N·K·batch) a matmul stays on the calling thread. */
   parallelMinFlops?: number;
+  /** Below this many elements an element-wise or row kernel stays on the calling thread. */
+  parallelMinElements?: number;
+  /**
+   * Learn per kernel and size whether the workers make calls faster, and use them only then
+   * (see adaptive.ts). Default true (env HASTEN_ADAPTIVE=0 turns it off); off, every call
+   * above the size thresholds uses all threads.
+   */
+  adaptive?: boolean;
   /** Microseconds threads poll for work before sleeping (default 1000, env HASTEN_SPIN_US). */
   spinMicros?: number;
   /** Overrides of the matmul blocking (for tuning). fma defaults to relaxed-simd availability. */
@@ -32,59 +44,64 @@ export interface WasmRuntimeOptions {
   heap?: HeapOptions;
 }
 
-/** Whether this engine accepts f32x4.relaxed_madd (Node 20 only with --experimental-wasm-relaxed-simd). */
-export function relaxedSimdAvailable(): boolean {
-  const m = new ModuleBuilder();
-  m.func("f", [], [], (f) => {
-    f.f32x4c(1).f32x4c(2).f32x4c(3).simd(Simd.f32x4_relaxed_madd).op(Op.drop);
-  });
-  try {
-    return WebAssembly.validate(m.bytes());
-  } catch {
-    return false;
-  }
-}
-
 function defaultThreads(): number {
   const n = typeof os.availableParallelism === "function" ? os.availableParallelism() : os.cpus().length;
   return Math.max(1, Math.min(n, 64));
 }
 
-export class WasmRuntime {
+export class WasmRuntime implements RowRunner {
   readonly heap: Heap;
   readonly module: WebAssembly.Module;
   readonly gemmConfig: GemmConfig;
+  /** Element-wise, row (softmax, layerNorm) and optimizer kernels on heap pointers. */
+  readonly ops: WasmOps;
   /** Below this many flops a matmul runs on the calling thread only. */
   parallelMinFlops: number;
-  private readonly exports: { gemm_job(p: number): number };
+  /** Below this many elements an element-wise or row kernel runs on the calling thread only. */
+  parallelMinElements: number;
   /** What the last gemm did: threads it was offered to, tasks, and tasks the caller ran itself. */
   lastGemm = { threads: 0, tasks: 0, tasksHere: 0 };
+  private readonly entries: string[];
+  private readonly exports: Record<string, (ptr: number) => number>;
   private readonly control: number;
   private threads: number;
   private spinMicros: number;
   private pool: ThreadPool | null = null;
-  /** Per-thread records (THREAD layout), index 0 for the calling thread, w + 1 for worker w. */
+  /** Per-thread gemm records (THREAD layout), index 0 for the calling thread, w + 1 for worker w. */
   private readonly threadRecs: number[] = [];
   /** Job records; one stays reserved while a worker that was sent it has not finished. */
   private readonly jobRecs: number[] = [];
   private readonly jobOfWorker: number[] = [];
+  /** For each worker: when its last job's `finished` slot reaches `tasks`, it is about to be idle. */
+  private readonly lastPost: { view: Int32Array; slot: number; tasks: number }[] = [];
+  private readonly chooser: ThreadChooser | null;
 
   constructor(opts: WasmRuntimeOptions = {}) {
     this.heap = new Heap(opts.heap);
     this.gemmConfig = { ...DEFAULT_GEMM, fma: relaxedSimdAvailable(), ...opts.gemm };
-    const m = new ModuleBuilder().importMemory({
-      module: "env", name: "memory", initialPages: 1, maximumPages: this.heap.maximumBytes / 65536, shared: true,
-    });
-    emitGemm(m, this.gemmConfig);
-    this.module = new WebAssembly.Module(m.bytes());
-    const inst = new WebAssembly.Instance(this.module, { env: { memory: this.heap.memory } });
+    const built = buildModule(this.gemmConfig, this.heap.maximumBytes / 65536);
+    this.entries = built.entries;
+    this.module = new WebAssembly.Module(built.bytes);
+    const inst = new WebAssembly.Instance(this.module, { env: { memory: this.heap.memory, ...HOST_IMPORTS } });
     this.exports = inst.exports as unknown as WasmRuntime["exports"];
     this.control = this.heap.alloc(CONTROL_BYTES);
     this.heap.u8(this.control, CONTROL_BYTES).fill(0);
     this.threads = opts.threads ?? defaultThreads();
     this.parallelMinFlops = opts.parallelMinFlops ?? 2 ** 19;
+    this.parallelMinElements = opts.parallelMinElements ?? 2 ** 16;
     this.spinMicros = opts.spinMicros ?? Number(process.env.HASTEN_SPIN_US ?? 1000);
     this.setNumThreads(this.threads);
+    this.ops = new WasmOps(this);
+    this.chooser = (opts.adaptive ?? process.env.HASTEN_ADAPTIVE !== "0") ? new ThreadChooser() : null;
+  }
+
+  /** The adaptive thread choice's averages (ms per unit of work, 1 thread vs workers), or null. */
+  threadStats(): Record<string, [number, number]> | null {
+    return this.chooser?.snapshot() ?? null;
+  }
+
+  get heapBytes(): number {
+    return this.heap.byteLength;
   }
 
   /** Sets the number of threads (the calling one included) used for large kernels. */
@@ -99,7 +116,7 @@ export class WasmRuntime {
     return this.threads;
   }
 
-  /** Starts the workers for the current thread count and waits until they take jobs. */
+  /** Starts the workers for the current thread count and waits until all can take a job. */
   async ready(): Promise<void> {
     this.ensurePool();
     await this.pool?.ready();
@@ -119,25 +136,82 @@ export class WasmRuntime {
     const accumulate = prepareC(r, this.heap.f32(0, this.heap.byteLength >> 2));
     if (r.K === 0) return;
     const flops = 2 * r.M * r.N * r.K * r.batch;
-    let workers: number[] = [];
-    if (this.threads > 1 && flops >= this.parallelMinFlops) {
-      this.ensurePool();
-      workers = this.pool!.idleWorkers(this.threads - 1);
-    }
+    const t0 = performance.now();
+    const eligible = this.threads > 1 && flops >= this.parallelMinFlops;
+    const workers = this.availableWorkers(eligible && (!this.chooser || this.chooser.parallel("gemm", flops)));
     const plan = planGemm(r, 1 + workers.length, this.gemmConfig);
-    workers = workers.slice(0, plan.tasks - 1);
     const job = this.freeJobRecord();
-    const jobView = this.heap.i32(job, JOB.slots);
-    writeJob(jobView, r, plan, accumulate);
+    writeJob(this.heap.i32(job, JOB.slots), r, plan, accumulate);
     // thread records: 0 is ours, w + 1 belongs to worker w (only idle workers' are rewritten)
-    for (const t of [0, ...workers.map((w) => w + 1)]) this.heap.i32(this.threadRec(t), THREAD.slots)[THREAD.job] = job;
+    const used = workers.slice(0, plan.tasks - 1);
+    for (const t of [0, ...used.map((w) => w + 1)]) this.heap.i32(this.threadRec(t), THREAD.slots)[THREAD.job] = job;
+    const here = this.run("gemm_job", job, JOB.finished, plan.tasks, used, (w) => this.threadRec(w + 1), this.threadRec(0), flops / plan.tasks / 50e6);
+    this.lastGemm = { threads: 1 + used.length, tasks: plan.tasks, tasksHere: here };
+    if (eligible) this.chooser?.record("gemm", flops, used.length > 0, performance.now() - t0);
+  }
+
+  /**
+   * Runs a row job (jobs.ts): kernel `entry` over `rows` rows with the arguments typed by
+   * `sig` ("i" i32, "f" f32), in chunks of `chunk` rows (default: about 4 per thread).
+   */
+  runRows(entry: string, sig: string, args: number[], rows: number, elements: number, chunk?: number): void {
+    if (rows === 0) return;
+    if (sig.length !== args.length) throw new Error(`wasm ${entry}: ${args.length} arguments for signature ${sig}`);
+    const t0 = performance.now();
+    const eligible = this.threads > 1 && elements >= this.parallelMinElements;
+    const workers = this.availableWorkers(eligible && (!this.chooser || this.chooser.parallel(entry, elements)));
+    const threads = 1 + workers.length;
+    const c = chunk ?? (threads === 1 ? rows : Math.max(1, Math.ceil(rows / (4 * threads))));
+    const tasks = Math.ceil(rows / c);
+    const job = this.freeJobRecord();
+    const iv = this.heap.i32(job, ROWJOB.slots);
+    const fv = this.heap.f32(job, ROWJOB.slots);
+    iv[ROWJOB.tasks] = tasks;
+    iv[ROWJOB.chunk] = c;
+    iv[ROWJOB.rows] = rows;
+    for (let i = 0; i < args.length; i++) {
+      if (sig[i] === "f") fv[ROWJOB.args + i] = args[i];
+      else iv[ROWJOB.args + i] = args[i];
+    }
+    Atomics.store(iv, ROWJOB.finished, 0);
+    Atomics.store(iv, ROWJOB.next, 0);
+    // ~4 GB/s of elements through a fused kernel: a rough time per task for the final wait
+    const used = workers.slice(0, tasks - 1);
+    this.run(entry, job, ROWJOB.finished, tasks, used, () => job, job, elements / tasks / 1e6);
+    if (eligible) this.chooser?.record(entry, elements, used.length > 0, performance.now() - t0);
+  }
+
+  /** Idle, ready workers to offer a job to (none when `parallel` is false or threads = 1). */
+  private availableWorkers(parallel: boolean): number[] {
+    if (!parallel || this.threads <= 1) return [];
+    this.ensurePool();
+    const pool = this.pool!;
+    // A worker whose last job is complete is only leaving its loop: wait the few microseconds
+    // that takes rather than run without it (back-to-back kernels would otherwise miss it).
+    const t0 = performance.now();
+    for (let w = 0; w < Math.min(pool.size, this.threads - 1); w++) {
+      const p = this.lastPost[w];
+      if (!p || Atomics.load(p.view, p.slot) < p.tasks) continue;
+      for (let i = 1; !pool.isIdle(w); i++) if ((i & 63) === 0 && performance.now() - t0 > 0.05) break;
+    }
+    return pool.idleWorkers(this.threads - 1);
+  }
+
+  /**
+   * Posts job entry to the workers (each gets ptrFor(w)), runs it here on `here`, and waits
+   * until the record's `finished` slot reaches `tasks`. Returns the tasks this thread ran.
+   */
+  private run(entry: string, job: number, finishedSlot: number, tasks: number, workers: number[], ptrFor: (w: number) => number, here: number, taskMs: number): number {
+    const fn = this.entries.indexOf(entry);
+    const view = this.heap.i32(job, finishedSlot + 1);
     for (const w of workers) {
       this.jobOfWorker[w] = job;
-      this.pool!.post(w, { fn: GEMM_JOB, ptr: this.threadRec(w + 1) });
+      this.lastPost[w] = { view, slot: finishedSlot, tasks };
+      this.pool!.post(w, { fn, ptr: ptrFor(w) });
     }
-    const here = this.exports.gemm_job(this.threadRec(0)); // claims tasks alongside the workers
-    if (workers.length > 0) this.waitFinished(jobView, plan.tasks, flops / plan.tasks / 50e6); // ~50 GFLOP/s
-    this.lastGemm = { threads: 1 + workers.length, tasks: plan.tasks, tasksHere: here };
+    const mine = this.exports[entry](here); // claims tasks alongside the workers
+    if (workers.length > 0) this.waitFinished(view, finishedSlot, tasks, taskMs);
+    return mine;
   }
 
   /**
@@ -145,29 +219,29 @@ export class WasmRuntime {
    * worker, so poll for about two task times (never more than the spin setting), then sleep:
    * a worker that is late may be queued behind us on this very CPU.
    */
-  private waitFinished(jobView: Int32Array, tasks: number, taskMs: number) {
+  private waitFinished(view: Int32Array, slot: number, tasks: number, taskMs: number) {
     const pool = this.pool!;
     const limit = Math.min(pool.spinMicros / 1000, Math.max(0.02, 2 * taskMs));
     const t0 = performance.now();
-    for (let i = 1, last = t0; Atomics.load(jobView, JOB.finished) < tasks; i++) {
+    for (let i = 1, last = t0; Atomics.load(view, slot) < tasks; i++) {
       if ((i & 63) !== 0) continue;
       const now = performance.now();
       if (now - t0 >= limit || now - last > PREEMPTED_MS) break;
       last = now;
     }
     for (;;) {
-      const done = Atomics.load(jobView, JOB.finished);
+      const done = Atomics.load(view, slot);
       if (done >= tasks) return;
       const failed = pool.takeFailure();
-      if (failed >= 0) throw new Error(`wasm gemm: worker ${failed} failed (see stderr); ${done} of ${tasks} tasks finished`);
-      Atomics.wait(jobView, JOB.finished, done, 20);
+      if (failed >= 0) throw new Error(`wasm: worker ${failed} failed (see stderr); ${done} of ${tasks} tasks finished`);
+      Atomics.wait(view, slot, done, 20);
     }
   }
 
   private ensurePool() {
     if (this.threads <= 1) return;
     if (!this.pool) {
-      this.pool = new ThreadPool(this.module, this.heap.memory, this.control, ENTRIES);
+      this.pool = new ThreadPool(this.module, this.heap.memory, this.control, this.entries);
       this.pool.setSpin(this.spinMicros);
     }
     if (this.pool.size < this.threads - 1) this.pool.resize(this.threads - 1);
@@ -178,7 +252,7 @@ export class WasmRuntime {
     const busy = new Set<number>();
     if (this.pool) for (let w = 0; w < this.jobOfWorker.length; w++) if (!this.pool.isIdle(w)) busy.add(this.jobOfWorker[w]);
     for (const j of this.jobRecs) if (!busy.has(j)) return j;
-    const j = this.heap.alloc(JOB.slots * 4);
+    const j = this.heap.alloc(JOB_BYTES);
     this.jobRecs.push(j);
     return j;
   }

@@ -35,7 +35,7 @@ export const CONTROL_BYTES = MAX_WORKERS * SLOTS * 4;
 const WORKER_SOURCE = `
 const { workerData } = require("node:worker_threads");
 const { module, memory, control, index, entries, id } = workerData;
-const exports_ = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const exports_ = new WebAssembly.Instance(module, { env: { memory, log: Math.log } }).exports;
 const fns = entries.map((name) => exports_[name]);
 const ctl = new Int32Array(memory.buffer, control, ${MAX_WORKERS * SLOTS});
 const base = index * ${SLOTS};
@@ -151,10 +151,10 @@ export class ThreadPool {
     return n;
   }
 
-  /** Resolves once every started worker is ready (polls; the timers end when it resolves). */
+  /** Resolves once every started worker is ready and idle (polls; the timers end when it resolves). */
   async ready(timeoutMs = 30000): Promise<void> {
     const t0 = Date.now();
-    while (this.readyCount() < this.workers.length) {
+    while (this.idleWorkers(this.workers.length).length < this.workers.length) {
       if (Date.now() - t0 > timeoutMs) throw new Error(`threads: only ${this.readyCount()} of ${this.workers.length} workers ready after ${timeoutMs} ms`);
       await new Promise((res) => setTimeout(res, 2));
     }
