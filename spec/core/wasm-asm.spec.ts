@@ -2,7 +2,7 @@
 // the kernels use, run on real lanes and compared with what JavaScript computes.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { f32, i32, ModuleBuilder, Op, Simd, sleb, uleb, v128 } from "../../core/backends/wasm/asm.ts";
+import { Atomic, f32, f64, i32, ModuleBuilder, Op, Simd, sleb, uleb, v128 } from "../../core/backends/wasm/asm.ts";
 
 test("LEB128 encodings (examples from the DWARF/wasm specs)", () => {
   assert.equal(uleb(0), [0]);
@@ -40,6 +40,7 @@ test("f32x4 binary and unary ops lane by lane", () => {
   const bin: [keyof typeof Simd, (x: number, y: number) => number][] = [
     ["f32x4_add", (x, y) => x + y], ["f32x4_sub", (x, y) => x - y], ["f32x4_mul", (x, y) => x * y],
     ["f32x4_div", (x, y) => x / y], ["f32x4_min", Math.min], ["f32x4_max", Math.max],
+    ["f32x4_pmin", (x, y) => (y < x ? y : x)], ["f32x4_pmax", (x, y) => (x < y ? y : x)],
   ];
   const un: [keyof typeof Simd, (x: number) => number][] = [
     ["f32x4_abs", Math.abs], ["f32x4_neg", (x) => -x], ["f32x4_sqrt", (x) => Math.sqrt(Math.abs(x))], ["f32x4_floor", Math.floor],
@@ -126,6 +127,24 @@ test("structured control flow: for loops, if/else, calls and scalar ops", () => 
   assert.is(exports.sum(10), want);
   assert.is(exports.sum(0), 0);
   assert.is(exports.f(8), 2);
+});
+
+test("host function imports and atomics on the shared memory", () => {
+  const calls: number[] = [];
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+  const m = new ModuleBuilder();
+  const host = m.importFunc("env", "twice", [f64], [f64]);
+  m.importMemory({ module: "env", name: "memory", initialPages: 1, maximumPages: 1, shared: true });
+  // bump(p) = old value of the i32 at p + 8 (atomically += 5), after calling the host
+  m.func("bump", [i32], [i32], (b) => b.f32c(1.5).op(Op.f64_promote_f32).call(host).op(Op.drop).get(0).i32c(5).atomic(Atomic.i32_atomic_rmw_add, 8));
+  const ex = new WebAssembly.Instance(new WebAssembly.Module(m.bytes()), { env: { memory, twice: (x: number) => (calls.push(x), 2 * x) } }).exports as Record<string, (p: number) => number>;
+  const iv = new Int32Array(memory.buffer);
+  iv[3] = 10;
+  assert.is(ex.bump(4), 10);
+  assert.is(ex.bump(4), 15);
+  assert.is(Atomics.load(iv, 3), 20);
+  assert.equal(calls, [1.5, 1.5]);
+  assert.throws(() => m.importFunc("env", "late", [], []), /import env.late after functions were defined/);
 });
 
 test("builder errors: bad branch depth, bad shuffle", () => {

@@ -7,9 +7,13 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { WasmRuntime, type GemmArgs } from "../../core/backends/wasm/index.ts";
 
+// Both runtimes share one heap: the default one (few-row products go to the gemv kernels) and
+// one that always packs, so that the packed path's edge tiles are checked on tiny M too.
 const rt = new WasmRuntime({ threads: 1, heap: { initialBytes: 1 << 20 } });
 const heap = rt.heap;
-const { MR, NR, KC, MC, NC } = rt.gemmConfig;
+const packed = new WasmRuntime({ threads: 1, heap, gemm: { dotsMaxM: 0, axpyMaxM: 0 } });
+const { MR, NR, KC, MC, NC, dotsMaxM, axpyMaxM } = rt.gemmConfig;
+const gemvMaxM = Math.max(dotsMaxM, axpyMaxM);
 
 function rng(seed: number) {
   let s = seed >>> 0;
@@ -29,7 +33,7 @@ interface Case {
 }
 
 /** Runs one case through the wasm gemm and checks every stored byte of C against float64. */
-function check(cs: Case) {
+function check(cs: Case, via?: WasmRuntime) {
   const { M, N, K, transA = false, transB = false, batch = 1, padA = 0, padB = 0, padC = 0, beta = 0, seed = 1 } = cs;
   const r = rng(seed);
   const aRows = transA ? K : M, aCols = transA ? M : K;
@@ -51,8 +55,15 @@ function check(cs: Case) {
     const args: GemmArgs = {
       transA, transB, M, N, K, batch, a, aBatchStride: aBS, lda, b, bBatchStride: bBS, ldb, c, cBatchStride: cBS, ldc, beta,
     };
-    rt.gemm(args);
-    const Cg = heap.f32(c, nC);
+    const Cg = (() => {
+      if (!via) {
+        rt.gemm(args);
+        if (M > 0 && N > 0 && K > 0 && batch > 0) assert.is(rt.lastGemm.gemv, M <= (transB ? dotsMaxM : axpyMaxM), "path chosen by M");
+        return heap.f32(c, nC);
+      }
+      via.gemm(args);
+      return heap.f32(c, nC);
+    })();
     // expected value and error scale of every C element; untouched elsewhere
     const want = Float64Array.from(C0);
     const scale = new Float64Array(nC);
@@ -100,6 +111,12 @@ function check(cs: Case) {
   }
 }
 
+/** The default runtime, and for few rows also the always-packing one. */
+function checkBoth(cs: Case) {
+  check(cs);
+  if (cs.M <= gemvMaxM) check(cs, packed);
+}
+
 const layouts: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
 
 test("blocking assumptions of these tests", () => {
@@ -114,40 +131,54 @@ test("every layout on edge sizes (tile, vector and block boundaries)", () => {
     [5, 20, 4 * 5 + 3], // k tail of the 4×4 transposing pack
   ];
   let seed = 10;
-  for (const [M, N, K] of shapes) for (const [transA, transB] of layouts) check({ M, N, K, transA, transB, seed: seed++ });
+  for (const [M, N, K] of shapes) for (const [transA, transB] of layouts) checkBoth({ M, N, K, transA, transB, seed: seed++ });
+});
+
+test("few rows (gemv kernels): every layout across the 32-column, 8-row and k tails", () => {
+  let seed = 500;
+  for (const M of [1, 2, 3, 4, 7, 8]) {
+    for (const [N, K] of [[31, 3], [32, 1], [33, 9], [70, 257], [7, 4], [8, 5], [17, 12]]) {
+      for (const [transA, transB] of layouts) checkBoth({ M, N, K, transA, transB, padA: M & 1, padB: 2, padC: 1, seed: seed++ });
+    }
+  }
+  for (const [transA, transB] of layouts) {
+    checkBoth({ M: 2, N: 45, K: 20, transA, transB, beta: 1 });
+    checkBoth({ M: 1, N: 40, K: 11, transA, transB, batch: 3, cBatch: "sum", bBatch: "broadcast" });
+    checkBoth({ M: 3, N: 19, K: 7, transA, transB, batch: 2, aBatch: "broadcast", beta: -2 });
+  }
 });
 
 test("N across an NC panel, and padded leading dimensions", () => {
-  check({ M: 3, N: NC + 21, K: 5 });
-  check({ M: 3, N: NC + 21, K: 6, transB: true, padB: 3 });
-  for (const [transA, transB] of layouts) check({ M: 9, N: 19, K: 13, transA, transB, padA: 3, padB: 5, padC: 7 });
+  checkBoth({ M: 3, N: NC + 21, K: 5 });
+  checkBoth({ M: 3, N: NC + 21, K: 6, transB: true, padB: 3 });
+  for (const [transA, transB] of layouts) checkBoth({ M: 9, N: 19, K: 13, transA, transB, padA: 3, padB: 5, padC: 7 });
 });
 
 test("zero-size dimensions: nothing, zeros, or beta·C", () => {
   for (const [transA, transB] of layouts) {
-    check({ M: 0, N: 5, K: 3, transA, transB });
-    check({ M: 4, N: 0, K: 3, transA, transB });
-    check({ M: 4, N: 5, K: 0, transA, transB }); // C = 0
-    check({ M: 4, N: 5, K: 0, transA, transB, beta: 1 }); // C unchanged
-    check({ M: 4, N: 5, K: 0, transA, transB, beta: -0.5, padC: 2 });
-    check({ M: 4, N: 5, K: 3, transA, transB, batch: 0 });
+    checkBoth({ M: 0, N: 5, K: 3, transA, transB });
+    checkBoth({ M: 4, N: 0, K: 3, transA, transB });
+    checkBoth({ M: 4, N: 5, K: 0, transA, transB }); // C = 0
+    checkBoth({ M: 4, N: 5, K: 0, transA, transB, beta: 1 }); // C unchanged
+    checkBoth({ M: 4, N: 5, K: 0, transA, transB, beta: -0.5, padC: 2 });
+    checkBoth({ M: 4, N: 5, K: 3, transA, transB, batch: 0 });
   }
 });
 
 test("beta: accumulate (1) and scale (other values)", () => {
   for (const [transA, transB] of layouts) {
-    check({ M: 7, N: 18, K: KC + 5, transA, transB, beta: 1 });
-    check({ M: 7, N: 18, K: 9, transA, transB, beta: 0.25, padC: 1 });
+    checkBoth({ M: 7, N: 18, K: KC + 5, transA, transB, beta: 1 });
+    checkBoth({ M: 7, N: 18, K: 9, transA, transB, beta: 0.25, padC: 1 });
   }
 });
 
 test("batches: own matrices, broadcast A or B (stride 0), and a batch sum into one C", () => {
   for (const [transA, transB] of layouts) {
-    check({ M: 5, N: 17, K: 6, batch: 3, transA, transB });
-    check({ M: 5, N: 17, K: 6, batch: 3, transA, transB, aBatch: "broadcast" });
-    check({ M: 5, N: 17, K: 6, batch: 3, transA, transB, bBatch: "broadcast", padC: 2 });
-    check({ M: 5, N: 17, K: 6, batch: 4, transA, transB, cBatch: "sum" });
-    check({ M: 5, N: 17, K: 6, batch: 4, transA, transB, cBatch: "sum", beta: 1, bBatch: "broadcast" });
+    checkBoth({ M: 5, N: 17, K: 6, batch: 3, transA, transB });
+    checkBoth({ M: 5, N: 17, K: 6, batch: 3, transA, transB, aBatch: "broadcast" });
+    checkBoth({ M: 5, N: 17, K: 6, batch: 3, transA, transB, bBatch: "broadcast", padC: 2 });
+    checkBoth({ M: 5, N: 17, K: 6, batch: 4, transA, transB, cBatch: "sum" });
+    checkBoth({ M: 5, N: 17, K: 6, batch: 4, transA, transB, cBatch: "sum", beta: 1, bBatch: "broadcast" });
   }
 });
 
@@ -163,7 +194,7 @@ test("property: random shapes, layouts, strides, batches and beta (seeded)", () 
         padA: fc.integer({ min: 0, max: 3 }), padB: fc.integer({ min: 0, max: 3 }), padC: fc.integer({ min: 0, max: 3 }),
         beta: fc.constantFrom(0, 1, 0.5), seed: fc.integer({ min: 1, max: 1000 }),
       }),
-      (cs) => check(cs as Case),
+      (cs) => checkBoth(cs as Case),
     ),
     { seed, numRuns: 60 },
   );
@@ -188,5 +219,8 @@ test("bad arguments get errors naming what was expected", () => {
   }
 });
 
-test.after(() => rt.shutdown());
+test.after(async () => {
+  await rt.shutdown();
+  await packed.shutdown();
+});
 test.run();

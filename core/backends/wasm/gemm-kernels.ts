@@ -18,6 +18,7 @@
 
 import { Atomic, f32, i32, ModuleBuilder, Op, Simd, v128, type FuncBuilder } from "./asm.ts";
 import { emitPack } from "./gemm-pack.ts";
+import { emitGemv } from "./gemv-kernels.ts";
 
 export interface GemmConfig {
   /** Micro-tile rows (broadcast A values). */
@@ -34,6 +35,10 @@ export interface GemmConfig {
   unroll: number;
   /** Use f32x4.relaxed_madd (fused multiply-add) instead of mul + add. */
   fma: boolean;
+  /** A·Bᵀ with at most this many rows of C uses the unpacked dot kernels (0: never). */
+  dotsMaxM: number;
+  /** A·B with at most this many rows of C uses the unpacked axpy kernels (0: never). */
+  axpyMaxM: number;
 }
 
 /**
@@ -46,8 +51,8 @@ export const JOB = {
   transA: 0, transB: 1, M: 2, N: 3, K: 4,
   a: 5, aBatchStride: 6, lda: 7, b: 8, bBatchStride: 9, ldb: 10, c: 11, cBatchStride: 12, ldc: 13,
   accumulate: 14, batch: 15, mb: 16, nb: 17, tilesM: 18, tilesN: 19, tasks: 20, sumBatch: 21,
-  next: 22, finished: 23,
-  slots: 24,
+  next: 22, finished: 23, gemv: 24,
+  slots: 25,
 } as const;
 
 /** Per-thread record (i32 slots): the job it works on and its own packing buffers. */
@@ -265,6 +270,7 @@ export function emitGemm(m: ModuleBuilder, cfg: GemmConfig): void {
   const packA = emitPack(m, cfg.MR);
   const packB = emitPack(m, cfg.NR);
   const block = emitBlock(m, cfg, kernel, edge, packA, packB);
+  const gemv = emitGemv(m);
 
   // Claims tasks until none are left; the thread that finishes the last one wakes the caller.
   m.func("gemm_job", [i32], [i32], (f) => {
@@ -295,11 +301,13 @@ export function emitGemm(m: ModuleBuilder, cfg: GemmConfig): void {
         );
         f.get(rest).get(tilesN).op(Op.i32_div_u).get(mb).op(Op.i32_mul).set(m0);
         f.get(rest).get(tilesN).op(Op.i32_rem_u).get(nb).op(Op.i32_mul).set(n0);
-        f.get(job).get(rec).get(b0).get(b1).get(m0);
-        minOf(f, () => f.get(m0).get(mb).op(Op.i32_add), () => ld(JOB.M));
-        f.get(n0);
-        minOf(f, () => f.get(n0).get(nb).op(Op.i32_add), () => ld(JOB.N));
-        f.call(block);
+        const args = () => {
+          f.get(job).get(rec).get(b0).get(b1).get(m0);
+          minOf(f, () => f.get(m0).get(mb).op(Op.i32_add), () => ld(JOB.M));
+          f.get(n0);
+          minOf(f, () => f.get(n0).get(nb).op(Op.i32_add), () => ld(JOB.N));
+        };
+        ld(JOB.gemv).if(() => (args(), f.call(gemv)), () => (args(), f.call(block)));
         f.get(mine).i32c(1).op(Op.i32_add).set(mine);
         // finished += 1; the last one notifies whoever waits on it
         f.get(job).i32c(1).atomic(Atomic.i32_atomic_rmw_add, JOB.finished * 4).i32c(1).op(Op.i32_add);

@@ -97,7 +97,11 @@ export interface GemmPlan {
   tasks: number;
   /** C is one matrix that every batch adds into: a task runs all batches, in order. */
   sumBatch: boolean;
+  /** Few rows: the unpacked kernels of gemv-kernels.ts instead of the packed blocks. */
+  gemv: boolean;
 }
+
+
 
 const roundUp = (x: number, unit: number) => Math.ceil(x / unit) * unit;
 
@@ -113,7 +117,12 @@ export function planGemm(r: ResolvedGemm, threads: number, cfg: GemmConfig): Gem
   const sumBatch = r.cBatchStride === 0 && r.batch > 1;
   const batches = sumBatch ? 1 : r.batch;
   let mb = Math.max(1, r.M), nb = Math.max(1, r.N);
-  if (threads > 1) {
+  // gemv: a transposed A with Bᵀ is copied into the packing buffer, which must hold it
+  const gemv = r.transB ? r.M <= cfg.dotsMaxM && (!r.transA || r.M * r.K <= cfg.MC * cfg.KC) : r.M <= cfg.axpyMaxM;
+  if (gemv && threads > 1) {
+    // split columns only, in blocks of 32 (the axpy width), ~4 per thread
+    nb = Math.max(32, roundUp(Math.ceil(r.N / (4 * threads)), 32));
+  } else if (threads > 1) {
     mb = roundUp(Math.min(r.M, cfg.MC), cfg.MR);
     nb = roundUp(Math.min(r.N, 512), cfg.NR);
     const minM = Math.max(cfg.MR, 16), minN = Math.max(cfg.NR, 32);
@@ -125,7 +134,7 @@ export function planGemm(r: ResolvedGemm, threads: number, cfg: GemmConfig): Gem
     }
   }
   const tilesM = Math.ceil(r.M / mb), tilesN = Math.ceil(r.N / nb);
-  return { mb, nb, tilesM, tilesN, tasks: batches * tilesM * tilesN, sumBatch };
+  return { mb, nb, tilesM, tilesN, tasks: batches * tilesM * tilesN, sumBatch, gemv };
 }
 
 /** Writes a job record (i32 slots, see JOB) into `view`, a view of the record. */
@@ -152,6 +161,7 @@ export function writeJob(view: Int32Array, r: ResolvedGemm, plan: GemmPlan, accu
   view[JOB.tilesN] = plan.tilesN;
   view[JOB.tasks] = plan.tasks;
   view[JOB.sumBatch] = plan.sumBatch ? 1 : 0;
+  view[JOB.gemv] = plan.gemv ? 1 : 0;
   Atomics.store(view, JOB.finished, 0);
   Atomics.store(view, JOB.next, 0);
 }

@@ -20,8 +20,6 @@ export interface HeapOptions {
   initialBytes?: number;
   /** Largest size the memory may grow to. Default (and wasm32 limit) 4 GiB. */
   maximumBytes?: number;
-  /** Use an existing memory instead of creating one. */
-  memory?: WebAssembly.Memory;
 }
 
 function binOf(size: number): number {
@@ -42,11 +40,8 @@ export class Heap {
   constructor(opts: HeapOptions = {}) {
     const maxPages = Math.min(65536, Math.ceil((opts.maximumBytes ?? 4 * 2 ** 30) / PAGE));
     this.maximumBytes = maxPages * PAGE;
-    if (opts.memory) this.memory = opts.memory;
-    else {
-      const initial = Math.min(maxPages, Math.max(1, Math.ceil((opts.initialBytes ?? 16 * 2 ** 20) / PAGE)));
-      this.memory = new WebAssembly.Memory({ initial, maximum: maxPages, shared: true });
-    }
+    const initial = Math.min(maxPages, Math.max(1, Math.ceil((opts.initialBytes ?? 16 * 2 ** 20) / PAGE)));
+    this.memory = new WebAssembly.Memory({ initial, maximum: maxPages, shared: true });
     this.buf = this.memory.buffer;
     for (let b = 0; b < 32; b++) this.bins.push(new Set());
   }

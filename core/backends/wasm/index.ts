@@ -19,7 +19,12 @@ export { WasmOps, type BinaryOp, type Broadcast } from "./ops.ts";
 export { relaxedSimdAvailable } from "./module.ts";
 
 /** Tile and block sizes chosen by bench/matmul.ts on a Zen CPU (48 KiB L1d, 1 MiB L2). */
-export const DEFAULT_GEMM: GemmConfig = { MR: 2, NR: 16, KC: 256, MC: 128, NC: 2048, unroll: 1, fma: false };
+export const DEFAULT_GEMM: GemmConfig = {
+  MR: 2, NR: 16, KC: 256, MC: 128, NC: 2048, unroll: 1, fma: false,
+  // unpacked kernels for few rows, measured against the packed path at K×N = 512², 512×2048, 2048²:
+  // A·Bᵀ dots were 1.4–3x faster up to M = 8; A·B axpy only at M = 1 (strided B rows thrash L1)
+  dotsMaxM: 8, axpyMaxM: 1,
+};
 
 /** Bytes of a job record: big enough for both layouts (gemm JOB and ROWJOB). */
 const JOB_BYTES = Math.max(JOB.slots, ROWJOB.slots) * 4;
@@ -41,7 +46,8 @@ export interface WasmRuntimeOptions {
   spinMicros?: number;
   /** Overrides of the matmul blocking (for tuning). fma defaults to relaxed-simd availability. */
   gemm?: Partial<GemmConfig>;
-  heap?: HeapOptions;
+  /** Options of a new heap, or a heap to share with another runtime (one allocator per memory). */
+  heap?: HeapOptions | Heap;
 }
 
 function defaultThreads(): number {
@@ -60,7 +66,7 @@ export class WasmRuntime implements RowRunner {
   /** Below this many elements an element-wise or row kernel runs on the calling thread only. */
   parallelMinElements: number;
   /** What the last gemm did: threads it was offered to, tasks, and tasks the caller ran itself. */
-  lastGemm = { threads: 0, tasks: 0, tasksHere: 0 };
+  lastGemm = { threads: 0, tasks: 0, tasksHere: 0, gemv: false };
   private readonly entries: string[];
   private readonly exports: Record<string, (ptr: number) => number>;
   private readonly control: number;
@@ -77,7 +83,7 @@ export class WasmRuntime implements RowRunner {
   private readonly chooser: ThreadChooser | null;
 
   constructor(opts: WasmRuntimeOptions = {}) {
-    this.heap = new Heap(opts.heap);
+    this.heap = opts.heap instanceof Heap ? opts.heap : new Heap(opts.heap);
     this.gemmConfig = { ...DEFAULT_GEMM, fma: relaxedSimdAvailable(), ...opts.gemm };
     const built = buildModule(this.gemmConfig, this.heap.maximumBytes / 65536);
     this.entries = built.entries;
@@ -146,7 +152,7 @@ export class WasmRuntime implements RowRunner {
     const used = workers.slice(0, plan.tasks - 1);
     for (const t of [0, ...used.map((w) => w + 1)]) this.heap.i32(this.threadRec(t), THREAD.slots)[THREAD.job] = job;
     const here = this.run("gemm_job", job, JOB.finished, plan.tasks, used, (w) => this.threadRec(w + 1), this.threadRec(0), flops / plan.tasks / 50e6);
-    this.lastGemm = { threads: 1 + used.length, tasks: plan.tasks, tasksHere: here };
+    this.lastGemm = { threads: 1 + used.length, tasks: plan.tasks, tasksHere: here, gemv: plan.gemv };
     if (eligible) this.chooser?.record("gemm", flops, used.length > 0, performance.now() - t0);
   }
 

@@ -1,0 +1,190 @@
+// Matrix products with very few rows of C (decoding: M = 1..4 tokens or beams). Packing B
+// would copy the whole weight for a handful of rows, and the packed micro-kernel would compute
+// padding rows, so these kernels read B in place:
+//
+//   B as stored K×N (not transposed):    C[i, j..] += A[i,k] · B[k, j..]          (axpy)
+//   B stored N×K (A·Bᵀ, a Linear layer):  C[i, j]   = A[i, :] · B[j, :]          (dots)
+//
+// Rows of A are taken in groups of g = 4, 2, 1 and each group shares every B load: g·V = 8
+// axpy accumulators (V vectors of 4 columns) or g·R = 8 dots (R rows of B) live in registers.
+// The dot form needs A's rows contiguous: a transposed A is first copied into the thread's
+// packing buffer. Same task interface as the packed gemm block: (job, rec, b0, b1, m0, m1, n0, n1).
+
+import { f32, i32, Op, Simd, v128, type FuncBuilder, type ModuleBuilder } from "./asm.ts";
+import { JOB, THREAD } from "./gemm-kernels.ts";
+import { emitHsum } from "./simd-math.ts";
+
+const GROUPS = [4, 2, 1];
+
+/** C[addr] = v, or C[addr] += v when the i32 local `acc` is set (v, addr: locals). */
+function storeScalar(f: FuncBuilder, addrL: number, v: number, acc: number) {
+  f.get(acc).if(() => f.get(v).get(addrL).f32load().op(Op.f32_add).set(v));
+  f.get(addrL).get(v).f32store();
+}
+
+/** while (limit − x ≥ step) { body(); x += step } */
+function whileRoom(f: FuncBuilder, x: number, limit: number, step: number, body: () => void) {
+  f.block(() =>
+    f.loop(() => {
+      f.get(limit).get(x).op(Op.i32_sub).i32c(step).op(Op.i32_lt_s).brIf(1);
+      body();
+      f.get(x).i32c(step).op(Op.i32_add).set(x).br(0);
+    }),
+  );
+}
+
+export function emitGemv(m: ModuleBuilder): number {
+  return m.func(null, [i32, i32, i32, i32, i32, i32, i32, i32], [], (f) => {
+    const [job, rec, b0, b1, m0, m1, n0, n1] = [0, 1, 2, 3, 4, 5, 6, 7];
+    const L = () => f.local(i32);
+    const [K, K4, lda, ldb, ldc, aBS, bBS, cBS, accF, bi, i, j, k, q, Ab, Bb, Cb, rsA, csA] = Array.from({ length: 19 }, L);
+    const pa = Array.from({ length: 4 }, L); // A row pointers of a group
+    const pbr = Array.from({ length: 8 }, L); // B row pointers (dots)
+    const acc = Array.from({ length: 8 }, () => f.local(v128));
+    const av = Array.from({ length: 4 }, () => f.local(v128));
+    const [bv, tmp] = [f.local(v128), f.local(v128)];
+    const s = f.local(f32);
+    const ld = (slot: number) => f.get(job).i32load(slot * 4);
+    const bytes = (slot: number, into: number) => ld(slot).i32c(4).op(Op.i32_mul).set(into);
+    ld(JOB.K).set(K);
+    f.get(K).i32c(-4).op(Op.i32_and).set(K4);
+    bytes(JOB.lda, lda);
+    bytes(JOB.ldb, ldb);
+    bytes(JOB.ldc, ldc);
+    bytes(JOB.aBatchStride, aBS);
+    bytes(JOB.bBatchStride, bBS);
+    bytes(JOB.cBatchStride, cBS);
+    /** pushes base + x·stride + extra (locals; extra a constant) */
+    const at = (base: number, x: number, stride: number, extra = 0) => {
+      f.get(base).get(x);
+      if (extra) f.i32c(extra).op(Op.i32_add);
+      f.get(stride).op(Op.i32_mul).op(Op.i32_add);
+    };
+    const k4 = () => f.get(k).i32c(2).op(Op.i32_shl).op(Op.i32_add); // + k·4
+    /** C[i + r, j + c] address into q */
+    const cAt = (r: number, col: () => void) => {
+      at(Cb, i, ldc, r);
+      col();
+      f.i32c(2).op(Op.i32_shl).op(Op.i32_add).set(q);
+    };
+
+    // dots: C[i..i+g, j..j+R) with R = 8/g, every A and B vector load shared
+    const dots = (g: number, R: number) => {
+      for (let r = 0; r < R; r++) at(Bb, j, ldb, r), f.set(pbr[r]);
+      for (let r = 0; r < g * R; r++) f.f32x4c(0).set(acc[r]);
+      f.for(k, () => f.i32c(0), () => f.get(K4), 4, () => {
+        for (let a = 0; a < g; a++) f.get(pa[a]), k4(), f.v128load().set(av[a]);
+        for (let r = 0; r < R; r++) {
+          f.get(pbr[r]);
+          k4();
+          f.v128load().set(bv);
+          for (let a = 0; a < g; a++) f.get(acc[a * R + r]).get(av[a]).get(bv).simd(Simd.f32x4_mul).simd(Simd.f32x4_add).set(acc[a * R + r]);
+        }
+      });
+      for (let a = 0; a < g; a++) {
+        for (let r = 0; r < R; r++) {
+          f.get(acc[a * R + r]);
+          emitHsum(f, tmp);
+          f.set(s);
+          f.for(k, () => f.get(K4), () => f.get(K), 1, () => {
+            f.get(s).get(pa[a]);
+            k4();
+            f.f32load().get(pbr[r]);
+            k4();
+            f.f32load().op(Op.f32_mul).op(Op.f32_add).set(s);
+          });
+          cAt(a, () => f.get(j).i32c(r).op(Op.i32_add));
+          storeScalar(f, q, s, accF);
+        }
+      }
+    };
+
+    // axpy: C[i..i+g, j..j+4V) with V = 8/g vectors, A read through its strides
+    const axpy = (g: number, V: number) => {
+      for (let a = 0; a < g; a++) at(Ab, i, rsA, a), f.set(pa[a]);
+      for (let r = 0; r < g * V; r++) f.f32x4c(0).set(acc[r]);
+      f.get(Bb).get(j).i32c(2).op(Op.i32_shl).op(Op.i32_add).set(q); // &B[0, j]
+      f.for(k, () => f.i32c(0), () => f.get(K), 1, () => {
+        for (let a = 0; a < g; a++) {
+          f.get(pa[a]).v128load32splat().set(av[a]);
+          f.get(pa[a]).get(csA).op(Op.i32_add).set(pa[a]);
+        }
+        for (let v = 0; v < V; v++) {
+          f.get(q).v128load(v * 16).set(bv);
+          for (let a = 0; a < g; a++) f.get(acc[a * V + v]).get(av[a]).get(bv).simd(Simd.f32x4_mul).simd(Simd.f32x4_add).set(acc[a * V + v]);
+        }
+        f.get(q).get(ldb).op(Op.i32_add).set(q);
+      });
+      for (let a = 0; a < g; a++) {
+        cAt(a, () => f.get(j));
+        for (let v = 0; v < V; v++) {
+          const x = acc[a * V + v];
+          f.get(accF).if(() => f.get(x).get(q).v128load(v * 16).simd(Simd.f32x4_add).set(x));
+          f.get(q).get(x).v128store(v * 16);
+        }
+      }
+    };
+
+    f.for(bi, () => f.get(b0), () => f.get(b1), 1, () => {
+      // accumulate when asked, and into a batch-sum C after its first batch
+      ld(JOB.accumulate).get(cBS).op(Op.i32_eqz).get(bi).get(b0).op(Op.i32_gt_s).op(Op.i32_and).op(Op.i32_or).set(accF);
+      f.get(job).i32load(JOB.a * 4).get(bi).get(aBS).op(Op.i32_mul).op(Op.i32_add).set(Ab);
+      f.get(job).i32load(JOB.b * 4).get(bi).get(bBS).op(Op.i32_mul).op(Op.i32_add).set(Bb);
+      f.get(job).i32load(JOB.c * 4).get(bi).get(cBS).op(Op.i32_mul).op(Op.i32_add).set(Cb);
+      ld(JOB.transA).if(() => f.i32c(4).set(rsA).get(lda).set(csA), () => f.get(lda).set(rsA).i32c(4).set(csA));
+      ld(JOB.transB).if(
+        () => {
+          ld(JOB.transA).if(() => {
+            // copy Aᵀ's rows m0..m1 to packA as contiguous rows: packA[(i − m0)·K + k] = A[k, i]
+            f.get(rec).i32load(THREAD.packA * 4).set(q);
+            f.for(i, () => f.get(m0), () => f.get(m1), 1, () => {
+              f.for(k, () => f.i32c(0), () => f.get(K), 1, () => {
+                f.get(q).get(i).get(m0).op(Op.i32_sub).get(K).op(Op.i32_mul).get(k).op(Op.i32_add).i32c(2).op(Op.i32_shl).op(Op.i32_add);
+                at(Ab, k, lda);
+                f.get(i).i32c(2).op(Op.i32_shl).op(Op.i32_add).f32load().f32store();
+              });
+            });
+            // now row i sits at packA − m0·K·4 + i·K·4
+            f.get(q).get(m0).get(K).op(Op.i32_mul).i32c(2).op(Op.i32_shl).op(Op.i32_sub).set(Ab);
+            f.get(K).i32c(4).op(Op.i32_mul).set(rsA);
+          });
+          f.get(m0).set(i);
+          for (const g of GROUPS) {
+            whileRoom(f, i, m1, g, () => {
+              for (let a = 0; a < g; a++) at(Ab, i, rsA, a), f.set(pa[a]);
+              f.get(n0).set(j);
+              whileRoom(f, j, n1, 8 / g, () => dots(g, 8 / g));
+              whileRoom(f, j, n1, 1, () => dots(g, 1));
+            });
+          }
+        },
+        () => {
+          f.get(m0).set(i);
+          for (const g of GROUPS) {
+            whileRoom(f, i, m1, g, () => {
+              f.get(n0).set(j);
+              whileRoom(f, j, n1, 4 * (8 / g), () => axpy(g, 8 / g));
+              whileRoom(f, j, n1, 4, () => axpy(g, 1));
+              // the last < 4 columns: scalar sums, row by row
+              whileRoom(f, j, n1, 1, () => {
+                for (let a = 0; a < g; a++) {
+                  f.f32c(0).set(s);
+                  at(Ab, i, rsA, a);
+                  f.set(pa[0]);
+                  f.get(Bb).get(j).i32c(2).op(Op.i32_shl).op(Op.i32_add).set(pa[1]);
+                  f.for(k, () => f.i32c(0), () => f.get(K), 1, () => {
+                    f.get(s).get(pa[0]).f32load().get(pa[1]).f32load().op(Op.f32_mul).op(Op.f32_add).set(s);
+                    f.get(pa[0]).get(csA).op(Op.i32_add).set(pa[0]);
+                    f.get(pa[1]).get(ldb).op(Op.i32_add).set(pa[1]);
+                  });
+                  cAt(a, () => f.get(j));
+                  storeScalar(f, q, s, accF);
+                }
+              });
+            });
+          }
+        },
+      );
+    });
+  });
+}
