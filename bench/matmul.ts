@@ -7,7 +7,8 @@
 //
 // Sizes are M×K×N (a single number n means n×n×n). Contenders take turns within each round, so
 // a slow patch of a shared machine hits all of them alike; the median is over rounds. Each
-// sample repeats the call until it lasts --ms milliseconds. PyTorch (a native reference) runs in
+// sample makes one untimed call (so it measures steady state: worker threads awake after the
+// other contenders' turns), then repeats the call until it lasts --ms milliseconds. PyTorch (a native reference) runs in
 // a Python subprocess on the same inputs when `import torch` works. On a shared machine the
 // multi-threaded figures depend on what else runs: before each size the bench waits (up to
 // --quiet-wait seconds) for the CPUs to be idle, and the last column reports the share of CPU
@@ -96,7 +97,10 @@ interface Contender {
   times: number[];
 }
 
+/** Time per call over c.reps calls, after one untimed call (wakes idle worker threads). */
 async function sample(c: Contender): Promise<number> {
+  const w = c.runner.run();
+  if (w) await w;
   const t0 = performance.now();
   for (let i = 0; i < c.reps; i++) {
     const p = c.runner.run();

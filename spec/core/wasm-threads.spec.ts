@@ -11,6 +11,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { WasmRuntime } from "../../core/backends/wasm/index.ts";
 import { planGemm, resolveGemm } from "../../core/backends/wasm/gemm.ts";
+import { ThreadChooser } from "../../core/backends/wasm/adaptive.ts";
 
 const rt = new WasmRuntime({ threads: 2, parallelMinFlops: 0, adaptive: false, heap: { initialBytes: 1 << 22 } });
 
@@ -72,6 +73,31 @@ test("property: the task plan covers every C element of every batch exactly once
     ),
     { seed: 7, numRuns: 150 },
   );
+});
+
+test("the adaptive choice follows the faster arm, probes the other, and notices a change", () => {
+  const ch = new ThreadChooser(32);
+  let msOne = 2, msMany = 1; // ms per call of 1000 units
+  const run = (calls: number) => {
+    let parallel = 0;
+    for (let i = 0; i < calls; i++) {
+      const p = ch.parallel("k", 1000);
+      parallel += p ? 1 : 0;
+      ch.record("k", 1000, p, p ? msMany : msOne);
+    }
+    return parallel / calls;
+  };
+  assert.ok(run(400) > 0.9, "workers twice as fast: used almost always");
+  msMany = 3; // the machine got busy: the workers now slow calls down
+  run(300);
+  assert.ok(run(300) < 0.1, "then one thread wins");
+  msMany = 1;
+  run(300);
+  assert.ok(run(300) > 0.9, "and the workers come back when they help again");
+  // one slow outlier does not flip a clear choice
+  const before = ch.snapshot()["k:10"][1];
+  ch.record("k", 1000, true, 50);
+  assert.ok(ch.snapshot()["k:10"][1] <= 1.3 * before + 1e-12);
 });
 
 test("shutdown stops the workers; the runtime keeps working and restarts them", async () => {

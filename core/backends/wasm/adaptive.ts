@@ -12,17 +12,17 @@ interface Arm {
 }
 
 const ALPHA = 0.3; // weight of a new sample in the moving average
-const WARM = 2; // samples of each arm before trusting the averages
+const WARM = 3; // samples of each arm before trusting the averages (the first is dropped)
 
 export class ThreadChooser {
-  private readonly stats = new Map<string, { one: Arm; many: Arm; calls: number }>();
+  private readonly stats = new Map<string, { one: Arm; many: Arm; calls: number; probe: number; probeArm: boolean }>();
 
   constructor(readonly probeEvery = 32) {}
 
   private entry(key: string) {
     let s = this.stats.get(key);
     if (!s) {
-      s = { one: { msPerUnit: 0, samples: 0 }, many: { msPerUnit: 0, samples: 0 }, calls: 0 };
+      s = { one: { msPerUnit: 0, samples: 0 }, many: { msPerUnit: 0, samples: 0 }, calls: 0, probe: 0, probeArm: false };
       this.stats.set(key, s);
     }
     return s;
@@ -34,15 +34,38 @@ export class ThreadChooser {
     s.calls++;
     if (s.many.samples < WARM) return true;
     if (s.one.samples < WARM) return false;
-    const better = s.many.msPerUnit <= s.one.msPerUnit;
-    return s.calls % this.probeEvery === 0 ? !better : better;
+    // A probe is two calls of the other arm: the first wakes a sleeping worker (or lets it
+    // go idle), only the second is measured.
+    // a clear winner (1.5x) is re-checked 4 times less often: each probe costs two slow calls
+    const ratio = Math.max(s.many.msPerUnit, s.one.msPerUnit) / Math.min(s.many.msPerUnit, s.one.msPerUnit);
+    const settled = s.one.samples >= 4 && s.many.samples >= 4;
+    const every = settled && ratio >= 1.5 ? 4 * this.probeEvery : this.probeEvery;
+    if (s.probe === 0 && s.calls % every === 0) {
+      s.probe = 2;
+      s.probeArm = !(s.many.msPerUnit <= s.one.msPerUnit);
+    }
+    if (s.probe > 0) return s.probeArm;
+    return s.many.msPerUnit <= s.one.msPerUnit;
   }
 
   /** Records how long a call took, and whether workers took part. */
   record(kind: string, work: number, usedWorkers: boolean, ms: number): void {
-    const arm = usedWorkers ? this.entry(key(kind, work)).many : this.entry(key(kind, work)).one;
+    const s = this.entry(key(kind, work));
+    const arm = usedWorkers ? s.many : s.one;
     const x = ms / work;
-    arm.msPerUnit = arm.samples === 0 ? x : (1 - ALPHA) * arm.msPerUnit + ALPHA * x;
+    if (s.probe > 0) {
+      s.probe--;
+      if (s.probe === 1) return; // the waking call
+      // the probed arm was last measured long ago: the fresh sample replaces its average
+      arm.msPerUnit = x;
+    } else if (arm.samples <= 1) {
+      // the first call of an arm runs cold (baseline-compiled wasm, fresh pages): the second
+      // one starts the average
+      arm.msPerUnit = x;
+    } else {
+      // one slow call (a preemption, a page fault) moves the average by at most a factor 1.3
+      arm.msPerUnit = (1 - ALPHA) * arm.msPerUnit + ALPHA * Math.min(x, 2 * arm.msPerUnit);
+    }
     arm.samples++;
   }
 
