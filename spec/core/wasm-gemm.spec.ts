@@ -200,6 +200,10 @@ test("property: random shapes, layouts, strides, batches and beta (seeded)", () 
   );
 });
 
+test("no block leaks: only the two runtimes' own blocks are live", () => {
+  assert.is(heap.liveBlocks(), rt.ownBlocks() + packed.ownBlocks());
+});
+
 test("bad arguments get errors naming what was expected", () => {
   const p = heap.alloc(64 * 4);
   try {

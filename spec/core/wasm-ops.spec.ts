@@ -224,6 +224,10 @@ test("the same bits on 1 and 2 threads (row jobs split across workers)", async (
   await rt2.shutdown();
 });
 
+test("the runtime's own blocks are the only live ones after the kernels ran", () => {
+  assert.is(heap.liveBlocks(), rt.ownBlocks());
+});
+
 test("bad arguments get errors naming what was expected", () => {
   const p = heap.alloc(64);
   try {

@@ -101,6 +101,14 @@ export class WasmRuntime implements RowRunner {
     this.chooser = (opts.adaptive ?? process.env.HASTEN_ADAPTIVE !== "0") ? new ThreadChooser() : null;
   }
 
+  /**
+   * Heap blocks the runtime holds for itself (control block, job records, per-thread packing
+   * buffers): a leak check on tensor storage compares heap.liveBlocks() − ownBlocks().
+   */
+  ownBlocks(): number {
+    return 1 + this.jobRecs.length + 4 * this.threadRecs.length;
+  }
+
   /** The adaptive thread choice's averages (ms per unit of work, 1 thread vs workers), or null. */
   threadStats(): Record<string, [number, number]> | null {
     return this.chooser?.snapshot() ?? null;
