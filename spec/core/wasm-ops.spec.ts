@@ -123,6 +123,16 @@ test("softmax and logSoftmax, forward and backward, with masked (-inf) entries",
   }
 });
 
+test("softmax and logSoftmax: a NaN makes its whole row NaN, +inf too (as in PyTorch)", () => {
+  const x = Float32Array.from([1, NaN, 2, 3, 0.5, 4, 1, 2, 3, 4, 5, Infinity]);
+  for (const log of [false, true]) {
+    const [, y] = withHeap([x, new Float32Array(12)], ([px, py]) => (log ? ops.logSoftmax(px, py, 3, 4) : ops.softmax(px, py, 3, 4)));
+    assert.ok(y.slice(0, 4).every(Number.isNaN), "row with NaN");
+    close(y.slice(4, 8), softmaxRef(x.slice(4, 8), 1, 4, log), 2e-6, 1e-7, "clean row");
+    assert.ok(y.slice(8).every(Number.isNaN), "row with +inf");
+  }
+});
+
 test("layerNorm forward, backward (dx) and parameter gradients, with and without affine", () => {
   for (const [rows, n] of [[1, 1], [3, 5], [6, 64], [2, 771]] as const) {
     const x = Float32Array.from(rand(rows * n, n, 3), (v, k) => v + (k % 7)); // non-zero means

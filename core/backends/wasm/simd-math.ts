@@ -61,10 +61,10 @@ export function emitHsum(f: FuncBuilder, tmp: number): void {
   f.get(tmp).get(tmp).shuffle32(1, 0, 3, 2).simd(Simd.f32x4_add).extractLane(0);
 }
 
-/** Pops a v128 and pushes the f32 maximum of its lanes (NaN if any lane is NaN). */
+/** Pops a v128 and pushes the f32 maximum of its lanes (NaN lanes skipped, as pmax does). */
 export function emitHmax(f: FuncBuilder, tmp: number): void {
-  f.tee(tmp).get(tmp).get(tmp).shuffle32(2, 3, 0, 1).simd(Simd.f32x4_max).tee(tmp);
-  f.get(tmp).get(tmp).shuffle32(1, 0, 3, 2).simd(Simd.f32x4_max).extractLane(0);
+  f.tee(tmp).get(tmp).get(tmp).shuffle32(2, 3, 0, 1).simd(Simd.f32x4_pmax).tee(tmp);
+  f.get(tmp).get(tmp).shuffle32(1, 0, 3, 2).simd(Simd.f32x4_pmax).extractLane(0);
 }
 
 /**
