@@ -105,6 +105,12 @@ export interface GemmPlan {
 
 const roundUp = (x: number, unit: number) => Math.ceil(x / unit) * unit;
 
+/** Whether the unpacked few-row kernels (gemv-kernels.ts) take this product. */
+export function usesGemv(r: ResolvedGemm, cfg: GemmConfig): boolean {
+  // a transposed A with Bᵀ is copied into the packing buffer, which must hold it
+  return r.transB ? r.M <= cfg.dotsMaxM && (!r.transA || r.M * r.K <= cfg.MC * cfg.KC) : r.M <= cfg.axpyMaxM;
+}
+
 /**
  * One task per batch on one thread. With more threads, cut C into tiles of mb × nb so that
  * there are about 4 tasks per thread: a thread that is descheduled (a shared machine) then
@@ -117,8 +123,7 @@ export function planGemm(r: ResolvedGemm, threads: number, cfg: GemmConfig): Gem
   const sumBatch = r.cBatchStride === 0 && r.batch > 1;
   const batches = sumBatch ? 1 : r.batch;
   let mb = Math.max(1, r.M), nb = Math.max(1, r.N);
-  // gemv: a transposed A with Bᵀ is copied into the packing buffer, which must hold it
-  const gemv = r.transB ? r.M <= cfg.dotsMaxM && (!r.transA || r.M * r.K <= cfg.MC * cfg.KC) : r.M <= cfg.axpyMaxM;
+  const gemv = usesGemv(r, cfg);
   if (gemv && threads > 1) {
     // split columns only, in blocks of 32 (the axpy width), ~4 per thread
     nb = Math.max(32, roundUp(Math.ceil(r.N / (4 * threads)), 32));

@@ -2,17 +2,18 @@
 // would copy the whole weight for a handful of rows, and the packed micro-kernel would compute
 // padding rows, so these kernels read B in place:
 //
-//   B as stored K×N (not transposed):    C[i, j..] += A[i,k] · B[k, j..]          (axpy)
+//   B as stored K×N (not transposed):    C[i, :] += A[i,k] · B[k, :]              (axpy)
 //   B stored N×K (A·Bᵀ, a Linear layer):  C[i, j]   = A[i, :] · B[j, :]          (dots)
 //
-// Rows of A are taken in groups of g = 4, 2, 1 and each group shares every B load: g·V = 8
-// axpy accumulators (V vectors of 4 columns) or g·R = 8 dots (R rows of B) live in registers.
+// The axpy form streams B row by row (contiguous, 4 rows per pass) into the row of C, which
+// stays in L1. The dot form takes rows of A in groups of g = 4, 2, 1 sharing every B load, with
+// g·R = 8 dots (R rows of B) in registers.
 // The dot form needs A's rows contiguous: a transposed A is first copied into the thread's
 // packing buffer. Same task interface as the packed gemm block: (job, rec, b0, b1, m0, m1, n0, n1).
 
 import { f32, i32, Op, Simd, v128, type FuncBuilder, type ModuleBuilder } from "./asm.ts";
 import { JOB, THREAD } from "./gemm-kernels.ts";
-import { emitHsum } from "./simd-math.ts";
+import { addr, emitHsum, emitRowLoop, load, store } from "./simd-math.ts";
 
 const GROUPS = [4, 2, 1];
 
@@ -99,30 +100,42 @@ export function emitGemv(m: ModuleBuilder): number {
       }
     };
 
-    // axpy: C[i..i+g, j..j+4V) with V = 8/g vectors, A read through its strides
-    const axpy = (g: number, V: number) => {
-      for (let a = 0; a < g; a++) at(Ab, i, rsA, a), f.set(pa[a]);
-      for (let r = 0; r < g * V; r++) f.f32x4c(0).set(acc[r]);
-      f.get(Bb).get(j).i32c(2).op(Op.i32_shl).op(Op.i32_add).set(q); // &B[0, j]
-      f.for(k, () => f.i32c(0), () => f.get(K), 1, () => {
-        for (let a = 0; a < g; a++) {
-          f.get(pa[a]).v128load32splat().set(av[a]);
-          f.get(pa[a]).get(csA).op(Op.i32_add).set(pa[a]);
-        }
-        for (let v = 0; v < V; v++) {
-          f.get(q).v128load(v * 16).set(bv);
-          for (let a = 0; a < g; a++) f.get(acc[a * V + v]).get(av[a]).get(bv).simd(Simd.f32x4_mul).simd(Simd.f32x4_add).set(acc[a * V + v]);
-        }
-        f.get(q).get(ldb).op(Op.i32_add).set(q);
-      });
+    // axpy, streaming B by rows: C[i..i+g, n0..n1) += Σ_k A[i..i+g, k]·B[k, n0..n1), 4 rows of
+    // B per pass over the (L1-resident) rows of C; B is read contiguously once per group of g
+    // rows of C, each of its vectors feeding g rows
+    const [len, crow] = [L(), Array.from({ length: 4 }, L)];
+    const pb4 = Array.from({ length: 4 }, L);
+    const asplat = Array.from({ length: 16 }, () => f.local(v128)); // A[i+a, k+r] splatted
+    const axpyRows = (g: number) => {
       for (let a = 0; a < g; a++) {
-        cAt(a, () => f.get(j));
-        for (let v = 0; v < V; v++) {
-          const x = acc[a * V + v];
-          f.get(accF).if(() => f.get(x).get(q).v128load(v * 16).simd(Simd.f32x4_add).set(x));
-          f.get(q).get(x).v128store(v * 16);
-        }
+        at(Ab, i, rsA, a);
+        f.set(pa[a]);
+        at(Cb, i, ldc, a);
+        f.get(n0).i32c(2).op(Op.i32_shl).op(Op.i32_add).set(crow[a]);
+        f.get(accF).op(Op.i32_eqz).if(() => emitRowLoop(f, j, len, (vec) => (addr(f, crow[a], j).f32x4c(0), store(f, vec))));
       }
+      const pass = (rowsB: number) => {
+        for (let r = 0; r < rowsB; r++) {
+          at(Bb, k, ldb, r);
+          f.get(n0).i32c(2).op(Op.i32_shl).op(Op.i32_add).set(pb4[r]);
+          for (let a = 0; a < g; a++) {
+            f.get(pa[a]).v128load32splat().set(asplat[a * 4 + r]);
+            f.get(pa[a]).get(csA).op(Op.i32_add).set(pa[a]);
+          }
+        }
+        emitRowLoop(f, j, len, (vec) => {
+          for (let r = 0; r < rowsB; r++) load(f, pb4[r], j, vec).set(av[r]);
+          for (let a = 0; a < g; a++) {
+            addr(f, crow[a], j);
+            load(f, crow[a], j, vec);
+            for (let r = 0; r < rowsB; r++) f.get(asplat[a * 4 + r]).get(av[r]).simd(Simd.f32x4_mul).simd(Simd.f32x4_add);
+            store(f, vec);
+          }
+        });
+      };
+      f.i32c(0).set(k);
+      whileRoom(f, k, K, 4, () => pass(4)); // advances k by 4 after each pass
+      whileRoom(f, k, K, 1, () => pass(1));
     };
 
     f.for(bi, () => f.get(b0), () => f.get(b1), 1, () => {
@@ -159,30 +172,9 @@ export function emitGemv(m: ModuleBuilder): number {
           }
         },
         () => {
+          f.get(n1).get(n0).op(Op.i32_sub).set(len);
           f.get(m0).set(i);
-          for (const g of GROUPS) {
-            whileRoom(f, i, m1, g, () => {
-              f.get(n0).set(j);
-              whileRoom(f, j, n1, 4 * (8 / g), () => axpy(g, 8 / g));
-              whileRoom(f, j, n1, 4, () => axpy(g, 1));
-              // the last < 4 columns: scalar sums, row by row
-              whileRoom(f, j, n1, 1, () => {
-                for (let a = 0; a < g; a++) {
-                  f.f32c(0).set(s);
-                  at(Ab, i, rsA, a);
-                  f.set(pa[0]);
-                  f.get(Bb).get(j).i32c(2).op(Op.i32_shl).op(Op.i32_add).set(pa[1]);
-                  f.for(k, () => f.i32c(0), () => f.get(K), 1, () => {
-                    f.get(s).get(pa[0]).f32load().get(pa[1]).f32load().op(Op.f32_mul).op(Op.f32_add).set(s);
-                    f.get(pa[0]).get(csA).op(Op.i32_add).set(pa[0]);
-                    f.get(pa[1]).get(ldb).op(Op.i32_add).set(pa[1]);
-                  });
-                  cAt(a, () => f.get(j));
-                  storeScalar(f, q, s, accF);
-                }
-              });
-            });
-          }
+          for (const g of GROUPS) whileRoom(f, i, m1, g, () => axpyRows(g));
         },
       );
     });

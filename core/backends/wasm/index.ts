@@ -5,7 +5,7 @@
 import os from "node:os";
 import { ThreadChooser } from "./adaptive.ts";
 import { JOB, scratchBytes, THREAD, type GemmConfig } from "./gemm-kernels.ts";
-import { planGemm, prepareC, resolveGemm, writeJob, type GemmArgs } from "./gemm.ts";
+import { planGemm, prepareC, resolveGemm, usesGemv, writeJob, type GemmArgs } from "./gemm.ts";
 import { Heap, type HeapOptions } from "./heap.ts";
 import { ROWJOB } from "./jobs.ts";
 import { buildModule, HOST_IMPORTS, relaxedSimdAvailable } from "./module.ts";
@@ -21,10 +21,16 @@ export { relaxedSimdAvailable } from "./module.ts";
 /** Tile and block sizes chosen by bench/matmul.ts on a Zen CPU (48 KiB L1d, 1 MiB L2). */
 export const DEFAULT_GEMM: GemmConfig = {
   MR: 2, NR: 16, KC: 256, MC: 128, NC: 2048, unroll: 1, fma: false,
-  // unpacked kernels for few rows, measured against the packed path at K×N = 512², 512×2048, 2048²:
-  // A·Bᵀ dots were 1.4–3x faster up to M = 8; A·B axpy only at M = 1 (strided B rows thrash L1)
-  dotsMaxM: 8, axpyMaxM: 1,
+  // unpacked kernels for few rows, measured against the packed path at K×N = 512², 512×2048, 2048²
+  // (single thread): A·Bᵀ dots 1.4–3x faster up to M = 8, A·B row-streaming axpy 1.0–4.6x
+  dotsMaxM: 8, axpyMaxM: 8,
 };
+
+/**
+ * The few-row (gemv) products use workers from parallelMinFlops × this: at 2 threads,
+ * 1×512×2048 (2 MFLOP, ~60 µs) got slower, 1×2048×2048 (8 MFLOP) 1.35x faster.
+ */
+const GEMV_PARALLEL_FACTOR = 8;
 
 /** Bytes of a job record: big enough for both layouts (gemm JOB and ROWJOB). */
 const JOB_BYTES = Math.max(JOB.slots, ROWJOB.slots) * 4;
@@ -151,8 +157,11 @@ export class WasmRuntime implements RowRunner {
     if (r.K === 0) return;
     const flops = 2 * r.M * r.N * r.K * r.batch;
     const t0 = performance.now();
-    const eligible = this.threads > 1 && flops >= this.parallelMinFlops;
-    const workers = this.availableWorkers(eligible && (!this.chooser || this.chooser.parallel("gemm", flops)));
+    // the few-row kernels are memory-bound and quick: workers only pay off on larger ones
+    const gemv = usesGemv(r, this.gemmConfig);
+    const eligible = this.threads > 1 && flops >= this.parallelMinFlops * (gemv ? GEMV_PARALLEL_FACTOR : 1);
+    const kind = gemv ? "gemv" : "gemm";
+    const workers = this.availableWorkers(eligible && (!this.chooser || this.chooser.parallel(kind, flops)));
     const plan = planGemm(r, 1 + workers.length, this.gemmConfig);
     const job = this.freeJobRecord();
     writeJob(this.heap.i32(job, JOB.slots), r, plan, accumulate);
@@ -161,7 +170,7 @@ export class WasmRuntime implements RowRunner {
     for (const t of [0, ...used.map((w) => w + 1)]) this.heap.i32(this.threadRec(t), THREAD.slots)[THREAD.job] = job;
     const here = this.run("gemm_job", job, JOB.finished, plan.tasks, used, (w) => this.threadRec(w + 1), this.threadRec(0), flops / plan.tasks / 50e6);
     this.lastGemm = { threads: 1 + used.length, tasks: plan.tasks, tasksHere: here, gemv: plan.gemv };
-    if (eligible) this.chooser?.record("gemm", flops, used.length > 0, performance.now() - t0);
+    if (eligible) this.chooser?.record(kind, flops, used.length > 0, performance.now() - t0);
   }
 
   /**
