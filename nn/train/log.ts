@@ -59,8 +59,8 @@ export function readLog(path: string): LogEntry[] {
 export class TrainLog {
   readonly entries: LogEntry[];
 
-  // Opens `path`, keeping only the entries up to `upToStep` (all entries when undefined; none for
-  // a fresh run, which passes 0 and starts the file over).
+  // Opens `path`, keeping only the entries up to `upToStep` (all when undefined; none for a
+  // fresh run, which passes -1 and so starts the file over).
   constructor(readonly path: string, upToStep?: number) {
     const old = readLog(path);
     this.entries = upToStep === undefined ? old : old.filter((e) => e.step <= upToStep);

@@ -99,7 +99,7 @@ export async function trainTranslation(overrides: Partial<TrainConfig>, opts: { 
     mkdirSync(files.dir, { recursive: true });
     writeFileAtomic(files.tokenizer, tok.json);
     writeFileAtomic(files.config, JSON.stringify({ config: c, trainDataSha256: corpora.trainDataSha256, tokenizerSha256: tok.sha256 }, null, 2) + "\n");
-    const log = new TrainLog(files.log, saved ? saved.step : 0);
+    const log = new TrainLog(files.log, saved ? saved.step : -1); // a fresh run starts the log over
     const elapsed = () => secondsBefore + (Date.now() - t0) / 1000;
     const progress = new Progress(opts.stderr ?? process.stderr, c.progress, c.maxSteps > 0 ? c.maxSteps : c.maxEpochs * batcher.batchesInEpoch);
     const startStep = trainer.step;

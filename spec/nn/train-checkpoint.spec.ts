@@ -14,9 +14,11 @@ import {
 } from "../../nn/train/checkpoint.ts";
 import { DEFAULT_CONFIG } from "../../nn/train/config.ts";
 import { trainTranslation } from "../../nn/train/run.ts";
-import { TINY, tinyCorpus } from "./train-fixture.ts";
+import { TINY, TempCorpora } from "./train-fixture.ts";
 
-const dir = tinyCorpus();
+const temp = new TempCorpora();
+const dir = temp.make();
+test.after(() => temp.remove());
 
 function state(step: number): CheckpointState {
   const g = new Generator(step);

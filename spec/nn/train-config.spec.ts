@@ -10,6 +10,8 @@ import {
   CONFIG_KEYS, CONFIG_KEY_NAMES, DEFAULT_CONFIG, checkConfig, fromFlag, resumeConflicts, toFlag, type TrainConfig,
 } from "../../nn/train/config.ts";
 import { loadConfigFile, parseTrainArgs, trainUsage } from "../../nn/train/flags.ts";
+import { trainCommand } from "../../scripts/commands/train.ts";
+import { TINY, TempCorpora } from "./train-fixture.ts";
 
 function throwsWith(fn: () => unknown, ...parts: string[]): void {
   try {
@@ -32,6 +34,9 @@ async function rejectsWith(p: Promise<unknown>, ...parts: string[]): Promise<voi
   }
   assert.unreachable(`expected a rejection mentioning ${parts.join(", ")}`);
 }
+
+const temp = new TempCorpora();
+test.after(() => temp.remove());
 
 test("--key value, --key=value and camelCase all set the same key", () => {
   const a = parseTrainArgs(["--max-tokens", "2048", "--d-model=128", "--labelSmoothing=0.2", "--src", "fr", "--out", "runs/x"]);
@@ -97,7 +102,7 @@ test("checkConfig: relations between keys", () => {
 });
 
 test("config files: JSON and TypeScript, values checked, unknown keys refused", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "hasten-cfg-"));
+  const dir = temp.add(mkdtempSync(join(tmpdir(), "hasten-cfg-")));
   writeFileSync(join(dir, "a.json"), JSON.stringify({ dModel: 64, heads: 4, tieEmbeddings: false, activation: "gelu" }));
   assert.equal(await loadConfigFile(join(dir, "a.json")), { dModel: 64, heads: 4, tieEmbeddings: false, activation: "gelu" });
   writeFileSync(join(dir, "b.ts"), "const c: Record<string, unknown> = { maxTokens: 1024, lr: 1e-3 };\nexport default c;\n");
@@ -113,6 +118,15 @@ test("config files: JSON and TypeScript, values checked, unknown keys refused", 
   await rejectsWith(loadConfigFile(join(dir, "none.json")), "config file not found");
   writeFileSync(join(dir, "c.yaml"), "dModel: 64\n");
   await rejectsWith(loadConfigFile(join(dir, "c.yaml")), 'expected a .json, .ts or .js file, got ".yaml"');
+});
+
+test("hasten train --config: the file's settings apply, flags on the command line win", async () => {
+  const data = temp.make();
+  writeFileSync(join(data, "run.json"), JSON.stringify({ ...TINY, data, maxSteps: 3, seed: 8 }));
+  const r = await trainCommand([`--config=${join(data, "run.json")}`, `--out=${join(data, "r")}`, "--max-steps=2"], { handleSignals: false });
+  assert.is(r?.step, 2);
+  assert.is(r?.config.seed, 8);
+  assert.is(r?.config.dModel, TINY.dModel);
 });
 
 test("resumeConflicts: limits, intervals, decoding and runtime may change; the model and data may not", () => {

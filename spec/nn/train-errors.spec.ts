@@ -9,9 +9,11 @@ import * as assert from "uvu/assert";
 import { BpeTokenizer } from "../../nn/tokenizer/bpe.ts";
 import { trainTranslation } from "../../nn/train/run.ts";
 import { trainCommand } from "../../scripts/commands/train.ts";
-import { TINY, tinyCorpus, tinyFlags } from "./train-fixture.ts";
+import { TINY, TempCorpora, tinyFlags } from "./train-fixture.ts";
 
-const data = tinyCorpus();
+const temp = new TempCorpora();
+const data = temp.make();
+test.after(() => temp.remove());
 const quiet = { handleSignals: false, stderr: { write: () => true } };
 const cmd = (args: string[]) => trainCommand(args, quiet);
 
@@ -41,7 +43,7 @@ test("a missing corpus file is named, and no run folder is created", async () =>
 });
 
 test("misaligned corpus files name both files and their line counts", async () => {
-  const bad = tinyCorpus();
+  const bad = temp.make();
   writeFileSync(join(bad, "train.en"), readFileSync(join(bad, "train.en"), "utf8") + "one more line\n");
   const out = join(bad, "r");
   await rejectsWith(cmd([...tinyFlags(), `--data=${bad}`, `--out=${out}`]), "not aligned", "train.de has 40 lines", "train.en has 41");
@@ -90,7 +92,7 @@ test("--resume with another vocabulary in the run folder is refused", async () =
 });
 
 test("--resume on other training data is refused", async () => {
-  const moved = tinyCorpus();
+  const moved = temp.make();
   writeFileSync(join(moved, "train.en"), readFileSync(join(moved, "train.en"), "utf8").replace("the dog", "the hound"));
   const run = join(data, "data");
   cpSync(done, run, { recursive: true });

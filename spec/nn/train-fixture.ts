@@ -1,6 +1,6 @@
 // Shared by the spec/nn/train-*.spec.ts files: a tiny German–English corpus written to a temp
 // folder, and the flags of a model small enough that a dozen updates take well under a second.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TrainConfig } from "../../nn/train/config.ts";
@@ -30,6 +30,23 @@ export function tinyCorpus(opts: { train?: number; valid?: number } = {}): strin
   write("train", tinyPairs(opts.train ?? 40));
   write("valid", tinyPairs(opts.valid ?? 8, 1000));
   return dir;
+}
+
+// The temp folders a spec file made, removed by its test.after hook.
+export class TempCorpora {
+  private readonly dirs: string[] = [];
+  make(opts: { train?: number; valid?: number } = {}): string {
+    const d = tinyCorpus(opts);
+    this.dirs.push(d);
+    return d;
+  }
+  add(dir: string): string {
+    this.dirs.push(dir);
+    return dir;
+  }
+  remove(): void {
+    for (const d of this.dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  }
 }
 
 // Settings of a tiny model; `data` and `out` still to be given.

@@ -3,7 +3,7 @@
 // model/ (F16 weights that load and translate like the trained model), the best weights; plus the
 // plot, log and progress helpers on their own.
 import fc from "fast-check";
-import { readFileSync, writeFileSync, appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
@@ -16,9 +16,11 @@ import { lossCurveSvg, niceTicks } from "../../nn/train/plot.ts";
 import { formatDuration, Progress } from "../../nn/train/progress.ts";
 import { trainTranslation } from "../../nn/train/run.ts";
 import { greedyTranslate } from "../../scripts/commands/train.ts";
-import { TINY, tinyCorpus } from "./train-fixture.ts";
+import { TINY, TempCorpora } from "./train-fixture.ts";
 
-const data = tinyCorpus();
+const temp = new TempCorpora();
+const data = temp.make();
+test.after(() => temp.remove());
 
 // Well-formedness of the XML subset an SVG writer produces: every tag closes in order, attribute
 // values are quoted, and text holds no bare '<' or '&'. Returns the element names in order.
@@ -108,6 +110,20 @@ test("best.safetensors holds the weights of the best validation", () => {
   assert.ok([5, 10, 12].includes(best.step));
 });
 
+test("tokenizer.json is reused by a fresh start of the same run (same data and size), relearned otherwise", async () => {
+  const dir = join(data, "cache");
+  const startDetail = () => (readLog(join(dir, "log.jsonl"))[0] as { detail?: string }).detail ?? "";
+  await trainTranslation({ ...TINY, data, out: dir, maxSteps: 1 });
+  assert.ok(startDetail().includes("(learned)"), startDetail());
+  rmSync(join(dir, "checkpoint.safetensors")); // as if it crashed before its first checkpoint
+  await trainTranslation({ ...TINY, data, out: dir, maxSteps: 1 });
+  assert.ok(startDetail().includes("(cached)"), startDetail());
+  assert.is(readLog(join(dir, "log.jsonl")).filter((e) => e.kind === "event" && e.event === "start").length, 1, "a fresh start begins a new log");
+  rmSync(join(dir, "checkpoint.safetensors"));
+  await trainTranslation({ ...TINY, data, out: dir, maxSteps: 1, vocabSize: 330 });
+  assert.ok(startDetail().includes("(learned)"), startDetail());
+});
+
 test("lossCurveSvg: empty input, non-finite points, escaping", () => {
   const empty = lossCurveSvg([]);
   xmlElements(empty);
@@ -134,7 +150,7 @@ test("niceTicks: round values inside the range, evenly spaced", () => {
 test("TrainLog: keeps entries up to the resume step, skips a torn last line, refuses a torn middle line", () => {
   const path = join(data, "t.jsonl");
   writeFileSync(path, "");
-  const log = new TrainLog(path, 0);
+  const log = new TrainLog(path, -1);
   for (const step of [1, 2, 3, 4]) log.append({ kind: "event", step, event: "checkpoint" });
   appendFileSync(path, '{"kind":"tra'); // a crash mid-append
   assert.equal(readLog(path).map((e) => e.step), [1, 2, 3, 4]);

@@ -11,9 +11,11 @@ import { readCheckpointHeader } from "../../nn/train/checkpoint.ts";
 import type { TrainConfig } from "../../nn/train/config.ts";
 import { readLog, type TrainEntry } from "../../nn/train/log.ts";
 import { trainTranslation, type TranslateFn } from "../../nn/train/run.ts";
-import { TINY, tinyCorpus } from "./train-fixture.ts";
+import { TINY, TempCorpora } from "./train-fixture.ts";
 
-const data = tinyCorpus();
+const temp = new TempCorpora();
+const data = temp.make();
+test.after(() => temp.remove());
 // A stand-in translator (BLEU is not what this file tests): copies the source.
 const echo: TranslateFn = (_m, lines) => lines;
 

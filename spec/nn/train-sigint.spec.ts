@@ -10,12 +10,15 @@ import { projectRoot } from "../../nn/data/paths.ts";
 import { readCheckpointHeader } from "../../nn/train/checkpoint.ts";
 import { readLog } from "../../nn/train/log.ts";
 import { trainTranslation } from "../../nn/train/run.ts";
-import { tinyCorpus, tinyFlags } from "./train-fixture.ts";
+import { TempCorpora, tinyFlags } from "./train-fixture.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+const temp = new TempCorpora();
+test.after(() => temp.remove());
+
 test("SIGINT: the step finishes, a checkpoint of that step is written, exit code 130; --resume continues", async () => {
-  const data = tinyCorpus();
+  const data = temp.make();
   const out = join(data, "run");
   const child = spawn(process.execPath, ["--import", "tsx", join(projectRoot, "scripts", "commands", "train.ts"),
     ...tinyFlags({ maxSteps: 1_000_000, checkpointEvery: 0, progress: "lines" }), `--data=${data}`, `--out=${out}`], { cwd: projectRoot, stdio: ["ignore", "pipe", "pipe"] });
