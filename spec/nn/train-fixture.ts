@@ -53,7 +53,7 @@ export class TempCorpora {
 export const TINY: Partial<TrainConfig> = {
   vocabSize: 320, dModel: 16, heads: 2, ffn: 32, encLayers: 1, decLayers: 1, maxLen: 64, maxSentenceTokens: 30,
   maxTokens: 96, lr: 3e-3, warmup: 4, dropout: 0.1, logEvery: 1, evalEvery: 0, checkpointEvery: 0, validBleuLimit: 4,
-  maxSteps: 12, progress: "none", seed: 3,
+  maxSteps: 12, progress: "none", seed: 3, backend: "cpu", // cpu, whatever backend an earlier spec file selected
 };
 
 // TINY as command-line flags.
