@@ -1,6 +1,10 @@
 // The `hasten` command line: `npx tsx scripts/hasten.ts <command> [args]`.
 // Thin: each command parses its flags and calls the library.
 const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: string[]) => Promise<unknown>> }> = {
+  train: {
+    summary: "train a translation Transformer (checkpoints, --resume, log.jsonl, loss.svg, model/)",
+    load: async () => (await import("./commands/train.ts")).trainCommand,
+  },
   bleu: {
     summary: "corpus BLEU of hypotheses (stdin) against reference files, as SacreBLEU",
     load: async () => (await import("./commands/bleu.ts")).bleuCommand,
