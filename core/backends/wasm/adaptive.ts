@@ -15,14 +15,14 @@ const ALPHA = 0.3; // weight of a new sample in the moving average
 const WARM = 3; // samples of each arm before trusting the averages (the first is dropped)
 
 export class ThreadChooser {
-  private readonly stats = new Map<string, { one: Arm; many: Arm; calls: number; probe: number; probeArm: boolean }>();
+  private readonly stats = new Map<string, { one: Arm; many: Arm; calls: number; probe: number; probeArm: boolean; probeBest: number }>();
 
   constructor(readonly probeEvery = 32) {}
 
   private entry(key: string) {
     let s = this.stats.get(key);
     if (!s) {
-      s = { one: { msPerUnit: 0, samples: 0 }, many: { msPerUnit: 0, samples: 0 }, calls: 0, probe: 0, probeArm: false };
+      s = { one: { msPerUnit: 0, samples: 0 }, many: { msPerUnit: 0, samples: 0 }, calls: 0, probe: 0, probeArm: false, probeBest: Infinity };
       this.stats.set(key, s);
     }
     return s;
@@ -34,14 +34,15 @@ export class ThreadChooser {
     s.calls++;
     if (s.many.samples < WARM) return true;
     if (s.one.samples < WARM) return false;
-    // A probe is two calls of the other arm: the first wakes a sleeping worker (or lets it
-    // go idle), only the second is measured.
+    // A probe is three calls of the other arm: the first wakes a sleeping worker (or lets it
+    // go idle); the faster of the other two is what the arm can do now.
     // a clear winner (1.5x) is re-checked 4 times less often: each probe costs two slow calls
     const ratio = Math.max(s.many.msPerUnit, s.one.msPerUnit) / Math.min(s.many.msPerUnit, s.one.msPerUnit);
     const settled = s.one.samples >= 4 && s.many.samples >= 4;
     const every = settled && ratio >= 1.5 ? 4 * this.probeEvery : this.probeEvery;
     if (s.probe === 0 && s.calls % every === 0) {
-      s.probe = 2;
+      s.probe = 3;
+      s.probeBest = Infinity;
       s.probeArm = !(s.many.msPerUnit <= s.one.msPerUnit);
     }
     if (s.probe > 0) return s.probeArm;
@@ -55,9 +56,11 @@ export class ThreadChooser {
     const x = ms / work;
     if (s.probe > 0) {
       s.probe--;
-      if (s.probe === 1) return; // the waking call
+      if (s.probe === 2) return; // the waking call
+      s.probeBest = Math.min(s.probeBest, x);
+      if (s.probe === 1) return;
       // the probed arm was last measured long ago: the fresh sample replaces its average
-      arm.msPerUnit = x;
+      arm.msPerUnit = s.probeBest;
     } else if (arm.samples <= 1) {
       // the first call of an arm runs cold (baseline-compiled wasm, fresh pages): the second
       // one starts the average
