@@ -3,6 +3,7 @@ import { registerBackend } from "./backend.ts";
 import { createCpuBackend } from "./backends/cpu/index.ts";
 
 registerBackend("cpu", createCpuBackend);
+import "./backends/wasm/register.ts"; // the default: WebAssembly SIMD kernels on all cores
 import "./backends/gpujs/register.ts"; // gpu.js loads only when the backend is first created
 
 export { Tensor } from "./tensor.ts";

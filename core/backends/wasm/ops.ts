@@ -140,15 +140,16 @@ export class WasmOps {
   }
 
   /** One AdamW step (PyTorch semantics, step t counted from 1) on n parameters in place. */
-  adamw(a: { p: number; g: number; m: number; v: number; n: number; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number }): void {
+  adamw(a: { p: number; g: number; m: number; v: number; n: number; lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; step: number; bc1?: number; bc2?: number }): void {
     const op = "wasm adamw";
     const { p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, step } = a;
     count(op, "n", n);
     if (!Number.isInteger(step) || step < 1) throw new Error(`${op}: step must be an integer >= 1, got ${step}`);
     if (n === 0) return;
     for (const [name, q] of [["p", p], ["g", g], ["m", m], ["v", v]] as const) this.span(op, name, q, n);
-    const bc1 = 1 - beta1 ** step;
-    const bc2 = 1 - beta2 ** step;
+    // Bias corrections 1 − βᵗ, or as given by a caller that tracks them itself.
+    const bc1 = a.bc1 ?? 1 - beta1 ** step;
+    const bc2 = a.bc2 ?? 1 - beta2 ** step;
     this.rt.runRows("adamw_job", "iiiiiiffffff", [FLAT, n, p, g, m, v, 1 - lr * weightDecay, beta1, beta2, lr / bc1, Math.sqrt(bc2), eps], Math.ceil(n / FLAT), n);
   }
 }

@@ -1,0 +1,142 @@
+// The `wasm` backend: every tensor buffer lives inside the runtime's shared WebAssembly.Memory,
+// so the SIMD kernels (matmul, element-wise, softmax, layerNorm, AdamW) run on tensors with zero
+// copies, on all cores. Kernels without a wasm version run the plain-TypeScript reference
+// kernels on views of the same memory.
+import type { Backend, BackendBuffer } from "../../backend.ts";
+import type { DType, TypedArray } from "../../dtype.ts";
+import type { KernelParams } from "../../kernels.ts";
+import { CpuBuffer, HostBackend } from "../cpu/index.ts";
+import { cpuKernels } from "../cpu/kernels.ts";
+import type { Alloc, KernelTable } from "../cpu/types.ts";
+import { getWasmRuntime, type WasmRuntime } from "./index.ts";
+import type { BinaryOp as WasmBinary, Broadcast } from "./ops.ts";
+
+const ptr = (a: TypedArray): number => a.byteOffset;
+
+const WASM_BINARY: Partial<Record<string, WasmBinary>> = { add: "add", sub: "sub", mul: "mul", div: "div", maximum: "max", minimum: "min" };
+
+function contiguousStrides(shape: readonly number[]): number[] {
+  const s: number[] = [];
+  let acc = 1;
+  for (let i = shape.length - 1; i >= 0; i--) { s[i] = shape[i] === 1 ? 0 : acc; acc *= shape[i]; }
+  return s;
+}
+
+// Classify b's broadcast against a full a over outShape: the whole tensor, a trailing block
+// (row vector), a leading block (one value per row), or one value. Size-1 dims read stride 0.
+function classify(shape: readonly number[], strides: readonly number[]): { mode: Broadcast; rows: number; cols: number } | null {
+  const full = contiguousStrides(shape);
+  const norm = strides.map((s, i) => (shape[i] === 1 ? 0 : s));
+  const n = shape.reduce((x, y) => x * y, 1);
+  if (norm.every((s, i) => s === full[i])) return { mode: "same", rows: 1, cols: n };
+  if (norm.every((s) => s === 0)) return { mode: "scalar", rows: 1, cols: n };
+  for (let k = 1; k < shape.length; k++) {
+    const lead = shape.slice(0, k).reduce((x, y) => x * y, 1), tail = n / lead;
+    const tailFull = contiguousStrides(shape.slice(k));
+    const leadFull = contiguousStrides(shape.slice(0, k));
+    if (norm.slice(0, k).every((s) => s === 0) && norm.slice(k).every((s, i) => s === tailFull[i])) return { mode: "row", rows: lead, cols: tail };
+    if (norm.slice(k).every((s) => s === 0) && norm.slice(0, k).every((s, i) => s === leadFull[i])) return { mode: "col", rows: lead, cols: tail };
+  }
+  return null;
+}
+
+class WasmBackend extends HostBackend {
+  constructor(readonly rt: WasmRuntime) {
+    const heap = rt.heap;
+    // Zero-filled, as the kernel contract asks of Alloc.
+    const alloc: Alloc = (dtype, n) => {
+      const p = heap.alloc(4 * n);
+      const v = dtype === "float32" ? heap.f32(p, n) : heap.i32(p, n);
+      v.fill(0);
+      return v;
+    };
+    super("wasm", {} as KernelTable, alloc);
+    this.kernels = { ...cpuKernels, ...this.fast() };
+  }
+
+  // Outputs that the kernel overwrites entirely need no zeroing.
+  private raw(dtype: DType, n: number): TypedArray {
+    const p = this.rt.heap.alloc(4 * n);
+    return dtype === "float32" ? this.rt.heap.f32(p, n) : this.rt.heap.i32(p, n);
+  }
+
+  override free(buf: BackendBuffer): void {
+    this.rt.heap.free(ptr((buf as CpuBuffer).data));
+    super.free(buf);
+  }
+
+  private fast(): Partial<KernelTable> {
+    const rt = this.rt, ops = rt.ops;
+    return {
+      matmul: (_alloc, [a, b], p: KernelParams["matmul"]) => {
+        const c = this.raw("float32", p.batch * p.M * p.N);
+        rt.gemm({
+          transA: p.transA, transB: p.transB, M: p.M, N: p.N, K: p.K, batch: p.batch,
+          a: ptr(a), aBatchStride: p.aBatchStride, b: ptr(b), bBatchStride: p.bBatchStride, c: ptr(c), beta: 0,
+        });
+        return [c];
+      },
+      binary: (alloc, xs, p: KernelParams["binary"]) => {
+        const op = WASM_BINARY[p.op];
+        if (op && p.dtype === "float32") {
+          const a = classify(p.outShape, p.aStrides), b = classify(p.outShape, p.bStrides);
+          const n = p.outShape.reduce((x, y) => x * y, 1);
+          if (a?.mode === "same" && b) return [this.ew(op, xs[0], xs[1], n, b, false)];
+          if (b?.mode === "same" && a && op !== "max" && op !== "min") return [this.ew(op, xs[1], xs[0], n, a, true)];
+        }
+        return cpuKernels.binary(alloc, xs, p);
+      },
+      unary: (alloc, [x], p: KernelParams["unary"]) => {
+        if (p.op !== "exp" || !(x instanceof Float32Array)) return cpuKernels.unary(alloc, [x], p);
+        const y = this.raw("float32", p.n);
+        ops.exp(ptr(x), ptr(y), p.n);
+        return [y];
+      },
+      softmax: (alloc, [x], p: KernelParams["softmax"]) => {
+        if (p.inner !== 1) return cpuKernels.softmax(alloc, [x], p);
+        const y = this.raw("float32", p.outer * p.n);
+        (p.log ? ops.logSoftmax : ops.softmax).call(ops, ptr(x), ptr(y), p.outer, p.n);
+        return [y];
+      },
+      softmaxBackward: (alloc, [y, g], p: KernelParams["softmaxBackward"]) => {
+        if (p.inner !== 1) return cpuKernels.softmaxBackward(alloc, [y, g], p);
+        const dx = this.raw("float32", p.outer * p.n);
+        (p.log ? ops.logSoftmaxBackward : ops.softmaxBackward).call(ops, ptr(y), ptr(g), ptr(dx), p.outer, p.n);
+        return [dx];
+      },
+      layerNorm: (_alloc, [x, w, b], p: KernelParams["layerNorm"]) => {
+        const y = this.raw("float32", p.rows * p.n), mean = this.raw("float32", p.rows), rstd = this.raw("float32", p.rows);
+        ops.layerNorm({ x: ptr(x), y: ptr(y), rows: p.rows, n: p.n, eps: p.eps, gamma: ptr(w), beta: ptr(b), mean: ptr(mean), rstd: ptr(rstd) });
+        return [y, mean, rstd];
+      },
+      layerNormBackward: (_alloc, [x, w, mean, rstd, g], p: KernelParams["layerNormBackward"]) => {
+        const dx = this.raw("float32", p.rows * p.n), dw = this.raw("float32", p.n), db = this.raw("float32", p.n);
+        const base = { x: ptr(x), mean: ptr(mean), rstd: ptr(rstd), dy: ptr(g), rows: p.rows, n: p.n };
+        ops.layerNormBackward({ ...base, dx: ptr(dx), gamma: ptr(w) });
+        ops.layerNormParamsBackward({ ...base, dgamma: ptr(dw), dbeta: ptr(db) });
+        return [dx, dw, db];
+      },
+      adamw: (_alloc, [p0, g, m0, v0], q: KernelParams["adamw"]) => {
+        // The wasm kernel updates in place; the contract returns new buffers, so copy first.
+        const p = this.raw("float32", q.n), m = this.raw("float32", q.n), v = this.raw("float32", q.n);
+        p.set(p0); m.set(m0); v.set(v0);
+        ops.adamw({ p: ptr(p), g: ptr(g), m: ptr(m), v: ptr(v), n: q.n, lr: q.lr, beta1: q.beta1, beta2: q.beta2, eps: q.eps, weightDecay: q.weightDecay, step: 1, bc1: q.bc1, bc2: q.bc2 });
+        return [p, m, v];
+      },
+    };
+  }
+
+  // out = a ∘ b where a covers the output and b is broadcast as classified; swap: out = b ∘ a.
+  private ew(op: WasmBinary, a: TypedArray, b: TypedArray, n: number, bc: { mode: Broadcast; rows: number; cols: number }, swap: boolean): TypedArray {
+    const out = this.raw("float32", n);
+    const [rows, cols] = bc.mode === "same" || bc.mode === "scalar" ? [1, n] : [bc.rows, bc.cols];
+    this.rt.ops.binary(op, ptr(a), ptr(b), ptr(out), rows, cols, bc.mode, swap);
+    return out;
+  }
+}
+
+export function createWasmBackend(options: { threads?: number } = {}): Backend {
+  const rt = getWasmRuntime();
+  if (options.threads !== undefined) rt.setNumThreads(options.threads);
+  return new WasmBackend(rt);
+}
