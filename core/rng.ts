@@ -126,14 +126,24 @@ export class Generator {
     return arr;
   }
 
-  /** n values, each 1 with probability keepProb and 0 otherwise (a dropout mask). */
-  bernoulliMask(n: number, keepProb: number): Float32Array {
+  /** n values, each `value` (default 1) with probability keepProb and 0 otherwise (a dropout mask). */
+  bernoulliMask(n: number, keepProb: number, value = 1): Float32Array {
     checkLength("bernoulliMask", n);
     if (!(keepProb >= 0 && keepProb <= 1)) {
       throw new Error(`rng.bernoulliMask: keepProb must be in [0, 1], got ${keepProb}`);
     }
     const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = this.prng.double() < keepProb ? 1 : 0;
+    // Masks are large (every activation of a training step): one Alea draw seeds a mulberry32
+    // stream for the whole mask, ~10× faster than an Alea double per element. Still a pure
+    // function of this generator's state, so the same seed gives the same mask everywhere.
+    let state = this.prng.int32() >>> 0;
+    const threshold = keepProb * 4294967296; // keep when the 32-bit draw u < keepProb·2³²
+    for (let i = 0; i < n; i++) {
+      state = (state + 0x6d2b79f5) | 0;
+      let t = Math.imul(state ^ (state >>> 15), 1 | state);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      out[i] = value * +(((t ^ (t >>> 14)) >>> 0) < threshold);
+    }
     return out;
   }
 

@@ -75,8 +75,6 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
 export function dropout(x: Tensor, p: number, training = true, generator: Generator = defaultGenerator()): Tensor {
   if (!(p >= 0 && p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${p}`);
   if (!training || p === 0) return alias(x);
-  const keep = generator.bernoulliMask(x.size, 1 - p);
-  const scale = 1 / (1 - p);
-  for (let i = 0; i < keep.length; i++) keep[i] *= scale;
+  const keep = generator.bernoulliMask(x.size, 1 - p, 1 / (1 - p));
   return mul(x, fromArray(keep, x.shape, "float32", x.backend));
 }

@@ -17,14 +17,22 @@ export function reduce(alloc: Alloc, [x]: TypedArray[], p: KernelParams["reduce"
     }
     return [y];
   }
+  if (op === "sum") {
+    // Accumulate whole rows of `inner` contiguous values: reads x in order (the column-wise walk
+    // below would stride through memory for bias gradients over [B·T, D]).
+    for (let o = 0; o < outer; o++) {
+      const yo = o * inner;
+      for (let j = 0; j < r; j++) {
+        const xo = (o * r + j) * inner;
+        for (let i = 0; i < inner; i++) y[yo + i] += x[xo + i];
+      }
+    }
+    return [y];
+  }
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
       const base = o * r * inner + i;
-      if (op === "sum") {
-        let s = 0;
-        for (let j = 0; j < r; j++) s += x[base + j * inner];
-        y[o * inner + i] = s;
-      } else {
+      {
         // max/min propagate NaN like PyTorch; argmax returns the first extreme index.
         const wantMax = op === "max" || op === "argmax";
         let best = r > 0 ? x[base] : wantMax ? -Infinity : Infinity;

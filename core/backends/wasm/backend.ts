@@ -86,6 +86,17 @@ class WasmBackend extends HostBackend {
         }
         return cpuKernels.binary(alloc, xs, p);
       },
+      scalar: (alloc, [x], p: KernelParams["scalar"]) => {
+        const op = p.op === "add" || p.op === "mul" ? p.op : undefined;
+        if (!op || !(x instanceof Float32Array) || p.n < 1024) return cpuKernels.scalar(alloc, [x], p);
+        const s = this.raw("float32", 1);
+        s[0] = p.value;
+        try {
+          return [this.ew(op, x, s, p.n, { mode: "scalar", rows: 1, cols: p.n }, false)];
+        } finally {
+          this.rt.heap.free(ptr(s));
+        }
+      },
       unary: (alloc, [x], p: KernelParams["unary"]) => {
         if (p.op !== "exp" || !(x instanceof Float32Array)) return cpuKernels.unary(alloc, [x], p);
         const y = this.raw("float32", p.n);
@@ -115,6 +126,47 @@ class WasmBackend extends HostBackend {
         ops.layerNormBackward({ ...base, dx: ptr(dx), gamma: ptr(w) });
         ops.layerNormParamsBackward({ ...base, dgamma: ptr(dw), dbeta: ptr(db) });
         return [dx, dw, db];
+      },
+      // Cross-entropy over a large vocabulary: the row-wise exp/log work runs as the SIMD
+      // log-softmax; only O(1) per row (and the optional smoothing sum) stays in TypeScript.
+      crossEntropy: (_alloc, [z, t], p: KernelParams["crossEntropy"]) => {
+        const { rows, v, ignoreIndex, labelSmoothing: eps } = p;
+        const loss = this.raw("float32", rows), lse = this.raw("float32", rows);
+        const logp = this.raw("float32", rows * v) as Float32Array;
+        try {
+          ops.logSoftmax(ptr(z), ptr(logp), rows, v);
+          for (let r = 0; r < rows; r++) {
+            const tr = t[r], o = r * v;
+            if (tr === ignoreIndex) { loss[r] = 0; lse[r] = 0; continue; }
+            if (tr < 0 || tr >= v) throw new Error(`crossEntropy: target ${tr} out of range [0, ${v}) at row ${r}`);
+            lse[r] = z[o + tr] - logp[o + tr]; // log p = z − lse
+            let l = -(1 - eps) * logp[o + tr];
+            if (eps > 0) {
+              let s = 0;
+              for (let j = 0; j < v; j++) s += logp[o + j];
+              l -= (eps * s) / v;
+            }
+            loss[r] = l;
+          }
+        } finally {
+          this.rt.heap.free(ptr(logp));
+        }
+        return [loss, lse];
+      },
+      // dz = g_r · (softmax(z) − (1−ε)·onehot(t) − ε/V); ignored rows get 0.
+      crossEntropyBackward: (_alloc, [z, t, , g], p: KernelParams["crossEntropyBackward"]) => {
+        const { rows, v, ignoreIndex, labelSmoothing: eps } = p;
+        const dz = this.raw("float32", rows * v) as Float32Array;
+        ops.softmax(ptr(z), ptr(dz), rows, v);
+        const u = eps / v;
+        for (let r = 0; r < rows; r++) {
+          const o = r * v, tr = t[r];
+          if (tr === ignoreIndex) { dz.fill(0, o, o + v); continue; }
+          const gr = g[r];
+          for (let j = 0; j < v; j++) dz[o + j] = gr * (dz[o + j] - u);
+          dz[o + tr] -= gr * (1 - eps);
+        }
+        return [dz];
       },
       adamw: (_alloc, [p0, g, m0, v0], q: KernelParams["adamw"]) => {
         // The wasm kernel updates in place; the contract returns new buffers, so copy first.

@@ -181,7 +181,7 @@ export function prepareC(r: ResolvedGemm, f32view: Float32Array): boolean {
     const batches = r.cBatchStride === 0 ? 1 : r.batch;
     for (let bi = 0; bi < batches; bi++) {
       for (let i = 0; i < r.M; i++) {
-        const row = (r.c >> 2) + bi * r.cBatchStride + i * r.ldc;
+        const row = (r.c >>> 2) + bi * r.cBatchStride + i * r.ldc;
         if (beta === 0) f32view.fill(0, row, row + r.N);
         else for (let j = row; j < row + r.N; j++) f32view[j] *= beta;
       }

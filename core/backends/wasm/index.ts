@@ -153,7 +153,7 @@ export class WasmRuntime implements RowRunner {
   gemm(args: GemmArgs): void {
     const r = resolveGemm(args, this.heap.byteLength);
     if (r.batch === 0 || r.M === 0 || r.N === 0) return;
-    const accumulate = prepareC(r, this.heap.f32(0, this.heap.byteLength >> 2));
+    const accumulate = prepareC(r, this.heap.f32(0, this.heap.byteLength >>> 2));
     if (r.K === 0) return;
     const flops = 2 * r.M * r.N * r.K * r.batch;
     const t0 = performance.now();
