@@ -1,5 +1,6 @@
 // Tensor-level checkpoints over the raw safetensors codec: {name: Tensor} ↔ file.
 import { getBackend, type Backend } from "./backend.ts";
+import type { TypedArray } from "./dtype.ts";
 import { fromArray } from "./ops/run.ts";
 import {
   rawFromFloat32, rawFromInt32, rawToFloat32, rawToInt32, readSafetensors, writeSafetensors, type RawTensor,
@@ -17,15 +18,35 @@ export async function toRaw(record: Record<string, Tensor>, floatDtype: "F32" | 
   const raw: Record<string, RawTensor> = {};
   for (const [name, t] of Object.entries(record)) {
     if (!t || typeof t.data !== "function") throw new Error(`saveSafetensors: "${name}" is not a Tensor`);
-    const data = await t.data();
-    raw[name] = t.dtype === "float32" ? rawFromFloat32(data as Float32Array, t.shape, floatDtype) : rawFromInt32(data as Int32Array, t.shape, "I32");
+    raw[name] = rawOf(name, t, await t.data(), floatDtype);
   }
   return raw;
 }
 
+function rawOf(name: string, t: Tensor, data: TypedArray, floatDtype: "F32" | "F16" | "BF16"): RawTensor {
+  return t.dtype === "float32" ? rawFromFloat32(data as Float32Array, t.shape, floatDtype) : rawFromInt32(data as Int32Array, t.shape, "I32");
+}
+
 // Reads every tensor first, then writes the file atomically: a failure leaves the old file.
-export async function saveSafetensors(path: string, record: Record<string, Tensor>, opts: SaveOptions = {}): Promise<void> {
-  writeSafetensors(path, await toRaw(record, opts.floatDtype), opts.metadata, { mkdir: opts.mkdir });
+// When every tensor lives on a synchronous backend the file is complete when this returns (the
+// Promise is already settled), so `saveSafetensors(p, r); loadSafetensors(p)` works as well as
+// `await saveSafetensors(p, r)`; device tensors are read asynchronously first.
+export function saveSafetensors(path: string, record: Record<string, Tensor>, opts: SaveOptions = {}): Promise<void> {
+  const floatDtype = opts.floatDtype ?? "F32";
+  const write = (raw: Record<string, RawTensor>) => writeSafetensors(path, raw, opts.metadata, { mkdir: opts.mkdir });
+  try {
+    const entries = Object.entries(record);
+    for (const [name, t] of entries) if (!t || typeof t.data !== "function") throw new Error(`saveSafetensors: "${name}" is not a Tensor`);
+    if (entries.every(([, t]) => t.backend.sync)) {
+      const raw: Record<string, RawTensor> = {};
+      for (const [name, t] of entries) raw[name] = rawOf(name, t, t.dataSync(), floatDtype);
+      write(raw);
+      return Promise.resolve();
+    }
+    return toRaw(record, floatDtype).then(write);
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 export function fromRaw(raw: RawTensor, name: string, backend: Backend = getBackend()): Tensor {

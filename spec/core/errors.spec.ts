@@ -42,6 +42,12 @@ const cases: [string, () => unknown, RegExp][] = [
   ["clamp", () => randn([2]).clamp(1, 0), /clamp: min 1 > max 0/],
   ["backend", () => C.setBackend("nope"), /unknown backend "nope"/],
 ];
+cases.push(["mixed backends", () => {
+  const a = tensor([1, 2], { backend: C.setBackend("cpu") as C.Backend });
+  const b = tensor([1, 2], { backend: C.setBackend("wasm") as C.Backend });
+  C.setBackend("wasm");
+  return a.add(b);
+}, /add: tensors live on different backends \("cpu" and "wasm"\)/]);
 for (const [name, fn, re] of cases) t(name, () => assert.throws(fn as () => void, re));
 
 t.run();

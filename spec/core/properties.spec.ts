@@ -92,6 +92,19 @@ t("seeded RNG repeats: manualSeed makes randn/rand identical", () => {
   assert.not.equal([...randn([50]).dataSync()], a.slice(0, 50));
 });
 
+t("same seed, same numbers on every backend (values are drawn on the host)", async () => {
+  const { setBackend } = await import("../../core/index.ts");
+  const draws: number[][] = [];
+  for (const [name, opts] of [["cpu", undefined], ["wasm", undefined], ["gpujs", { mode: "webasm" }]] as const) {
+    const backend = await setBackend(name, opts);
+    manualSeed(5);
+    draws.push(Array.from(await randn([20], { backend }).data()));
+  }
+  setBackend("wasm");
+  assert.equal(draws[1], draws[0]);
+  assert.equal(draws[2], draws[0]);
+});
+
 t("sum over all dims in any order equals the total", () => {
   fc.assert(fc.property(fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 4 }), fc.integer(), (shape, seed) => {
     const x = randn(shape, { generator: new Generator(seed) });

@@ -64,4 +64,10 @@ t("a failed save leaves the old checkpoint intact; a corrupt file is refused", a
   assert.throws(() => loadSafetensors(p), /safetensors/);
 });
 
+t("on synchronous backends the file is written before saveSafetensors returns", () => {
+  const p = join(dir, "sync.safetensors");
+  void saveSafetensors(p, { w: tensor([1, 2, 3]) });
+  assert.equal(Array.from(loadSafetensors(p).w.dataSync()), [1, 2, 3]);
+});
+
 t.run();
