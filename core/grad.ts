@@ -5,7 +5,7 @@ import type { ScalarOp } from "./kernels.ts";
 import { binaryRaw, compare, scalarRaw, unaryRaw, where } from "./ops/elementwise.ts";
 import { matmulT } from "./ops/linalg.ts";
 import { reduceRaw } from "./ops/reduce.ts";
-import { run1, runKernel } from "./ops/run.ts";
+import { filled, run1, runKernel } from "./ops/run.ts";
 import { expand, narrow, padBox, permute, reshape, sliceBox } from "./ops/shape.ts";
 import { aroundDim, fmt, numel } from "./shape.ts";
 import { record } from "./ops/run.ts";
@@ -41,7 +41,9 @@ export interface PrimParams {
 export type Prim = keyof PrimParams;
 
 type Grads = (Tensor | null)[];
-type VjpRule<P extends Prim> = (g: Tensor, inputs: Tensor[], out: Tensor, params: PrimParams[P]) => Grads;
+// `needs[i]` says whether input i wants a gradient: rules skip the work for those that do not
+// (a dropout mask, an attention bias, a constant operand).
+type VjpRule<P extends Prim> = (g: Tensor, inputs: Tensor[], out: Tensor, params: PrimParams[P], needs: boolean[]) => Grads;
 
 // Sum g over the dims that broadcasting added or stretched, so it takes `shape` again.
 export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
@@ -95,12 +97,12 @@ export const vjp: { [P in Prim]: VjpRule<P> } = {
 
   add: (g, [a, b]) => [sumTo(g, a.shape), sumTo(g, b.shape)],
   sub: (g, [a, b]) => [sumTo(g, a.shape), sumTo(s(g, "mul", -1), b.shape)],
-  mul: (g, [a, b]) => [sumTo(m(g, b), a.shape), sumTo(m(g, a), b.shape)],
-  div: (g, [a, b], out) => [sumTo(d(g, b), a.shape), sumTo(s(d(m(g, out), b), "mul", -1), b.shape)], // d(a/b)/db = −(a/b)/b
+  mul: (g, [a, b], _o, _p, [na, nb]) => [na ? sumTo(m(g, b), a.shape) : null, nb ? sumTo(m(g, a), b.shape) : null],
+  div: (g, [a, b], out, _p, [na, nb]) => [na ? sumTo(d(g, b), a.shape) : null, nb ? sumTo(s(d(m(g, out), b), "mul", -1), b.shape) : null], // d(a/b)/db = −(a/b)/b
   // d aᵇ = b·aᵇ⁻¹ da + aᵇ·log a db
-  pow: (g, [a, b], out) => [
-    sumTo(m(g, m(b, binaryRaw("pow", a, s(b, "add", -1)))), a.shape),
-    sumTo(m(g, m(out, unaryRaw("log", a))), b.shape),
+  pow: (g, [a, b], out, _p, [na, nb]) => [
+    na ? sumTo(m(g, m(b, binaryRaw("pow", a, s(b, "add", -1)))), a.shape) : null,
+    nb ? sumTo(m(g, m(out, unaryRaw("log", a))), b.shape) : null,
   ],
   maximum: (g, [a, b]) => [sumTo(m(g, winnerMask(a, b, "gt")), a.shape), sumTo(m(g, winnerMask(b, a, "gt")), b.shape)],
   minimum: (g, [a, b]) => [sumTo(m(g, winnerMask(a, b, "lt")), a.shape), sumTo(m(g, winnerMask(b, a, "lt")), b.shape)],
@@ -116,9 +118,9 @@ export const vjp: { [P in Prim]: VjpRule<P> } = {
       default: return [null]; // comparisons have no gradient
     }
   },
-  where: (g, [c, a, b]) => {
-    const zero = s(g, "mul", 0);
-    return [null, sumTo(where(c, g, zero), a.shape), sumTo(where(c, zero, g), b.shape)];
+  where: (g, [c, a, b], _o, _p, [, na, nb]) => {
+    const zero = filled([], 0, g.dtype, g.backend); // not g·0, which would turn inf/NaN into NaN
+    return [null, na ? sumTo(where(c, g, zero), a.shape) : null, nb ? sumTo(where(c, zero, g), b.shape) : null];
   },
 
   sum: (g, [x], _out, { dims, keepdim }) => [unreduce(g, x, dims, keepdim)],
@@ -145,13 +147,16 @@ export const vjp: { [P in Prim]: VjpRule<P> } = {
 
   // C = op(A)·op(B):  NN: dA = G·Bᵀ, dB = Aᵀ·G    NT: dA = G·B,   dB = Gᵀ·A
   //                   TN: dA = B·Gᵀ, dB = A·G      TT: dA = Bᵀ·Gᵀ, dB = Gᵀ·Aᵀ
-  matmul: (g, [a, b], _out, { transA, transB }) => {
-    let da: Tensor, db: Tensor;
-    if (!transA && !transB) { da = matmulT(g, b, false, true); db = matmulT(a, g, true, false); }
-    else if (!transA && transB) { da = matmulT(g, b, false, false); db = matmulT(g, a, true, false); }
-    else if (transA && !transB) { da = matmulT(b, g, false, true); db = matmulT(a, g, false, false); }
-    else { da = matmulT(b, g, true, true); db = matmulT(g, a, true, true); }
-    return [sumTo(da, a.shape), sumTo(db, b.shape)];
+  matmul: (g, [a, b], _out, { transA, transB }, [na, nb]) => {
+    const da = !na ? null
+      : !transA ? matmulT(g, b, false, !transB) // NN: G·Bᵀ   NT: G·B
+      : !transB ? matmulT(b, g, false, true) // TN: B·Gᵀ
+      : matmulT(b, g, true, true); // TT: Bᵀ·Gᵀ
+    const db = !nb ? null
+      : !transB ? matmulT(a, g, !transA, false) // NN: Aᵀ·G   TN: A·G
+      : !transA ? matmulT(g, a, true, false) // NT: Gᵀ·A
+      : matmulT(g, a, true, true); // TT: Gᵀ·Aᵀ
+    return [da && sumTo(da, a.shape), db && sumTo(db, b.shape)];
   },
   gather: (g, [x, index], _out, { dim }) => {
     const [outer, n, inner] = aroundDim(x.shape, dim);
@@ -187,7 +192,7 @@ export function recordPrim<P extends Prim>(out: Tensor, prim: P, inputs: Tensor[
   const rule = vjp[prim] as VjpRule<P>;
   return record(out, prim, inputs, (g) => {
     if (g.shape.join() !== out.shape.join()) throw new Error(`internal: ${prim} cotangent ${fmt(g.shape)} vs output ${fmt(out.shape)}`);
-    return rule(g, inputs, out, params);
+    return rule(g, inputs, out, params, inputs.map((t) => t.requiresGrad));
   });
 }
 

@@ -81,6 +81,8 @@ t("matmul vector", () => checkOp("matmul", [[4], [4, 3]], (a, b) => a.matmul(b),
   (a, b) => { const r = matmulNd(nd([1, 4], a.data), b); return nd([3], r.data); }));
 t("matmul across k-blocks, odd sizes", () => checkOp("matmul", [[5, 300], [300, 7]], (a, b) => a.matmul(b), matmulNd, { atol: 1e-4 }));
 t("matmul with transposed operands", () => checkOp("matmul", [[3, 6, 5], [4, 6]], (a, b) => a.mT.matmul(b.mT), (a, b) => matmulNd(permuteNd(a, [0, 2, 1]), permuteNd(b, [1, 0]))));
+t("matmul, only B needs a gradient", () => checkOp("matmul", [{ shape: [3, 4], grad: false }, [4, 2]], (a, b) => a.matmul(b), matmulNd));
+t("mul/div, only one side needs a gradient", () => checkOp("mul/div", [{ shape: [3, 4], grad: false }, { shape: [4], low: 0.5, high: 2 }], (a, b) => a.mul(b).div(b.add(1)).add(a.div(b)), (a, b) => zip([a, b], (x, y) => (x * y) / (y + 1) + x / y)));
 t("mT", () => checkOp("mT", [[2, 3, 4]], (x) => x.mT, (x) => permuteNd(x, [0, 2, 1])));
 
 // ---- shape ----
