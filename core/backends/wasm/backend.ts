@@ -9,10 +9,11 @@ import { CpuBuffer, HostBackend } from "../cpu/index.ts";
 import { cpuKernels } from "../cpu/kernels.ts";
 import type { Alloc, KernelTable } from "../cpu/types.ts";
 import { getWasmRuntime, type WasmRuntime } from "./index.ts";
-import type { BinaryOp as WasmBinary, Broadcast } from "./ops.ts";
+import { UNARY_KERNELS, type BinaryOp as WasmBinary, type Broadcast, type UnaryKernel } from "./ops.ts";
 
 const ptr = (a: TypedArray): number => a.byteOffset;
 
+const WASM_UNARY: ReadonlySet<string> = new Set(UNARY_KERNELS);
 const WASM_BINARY: Partial<Record<string, WasmBinary>> = { add: "add", sub: "sub", mul: "mul", div: "div", maximum: "max", minimum: "min" };
 
 function contiguousStrides(shape: readonly number[]): number[] {
@@ -97,10 +98,13 @@ class WasmBackend extends HostBackend {
           this.rt.heap.free(ptr(s));
         }
       },
+      // float32 activations and friends run as SIMD kernels (kernels-unary.ts); int32 inputs
+      // and sin/cos stay on the TypeScript kernels.
       unary: (alloc, [x], p: KernelParams["unary"]) => {
-        if (p.op !== "exp" || !(x instanceof Float32Array)) return cpuKernels.unary(alloc, [x], p);
+        if (!(x instanceof Float32Array) || (p.op !== "exp" && !WASM_UNARY.has(p.op))) return cpuKernels.unary(alloc, [x], p);
         const y = this.raw("float32", p.n);
-        ops.exp(ptr(x), ptr(y), p.n);
+        if (p.op === "exp") ops.exp(ptr(x), ptr(y), p.n);
+        else ops.unary(p.op as UnaryKernel, ptr(x), ptr(y), p.n);
         return [y];
       },
       softmax: (alloc, [x], p: KernelParams["softmax"]) => {

@@ -5,6 +5,7 @@ import { f64, ModuleBuilder, Op, Simd } from "./asm.ts";
 import { emitGemm, type GemmConfig } from "./gemm-kernels.ts";
 import { emitElementwise } from "./kernels-ew.ts";
 import { emitRowKernels } from "./kernels-rows.ts";
+import { emitUnary } from "./kernels-unary.ts";
 
 export interface BuiltModule {
   bytes: Uint8Array<ArrayBuffer>;
@@ -20,7 +21,7 @@ export function buildModule(cfg: GemmConfig, maximumPages: number): BuiltModule 
   const log = m.importFunc("env", "log", [f64], [f64]);
   m.importMemory({ module: "env", name: "memory", initialPages: 1, maximumPages, shared: true });
   emitGemm(m, cfg);
-  const entries = ["gemm_job", ...emitElementwise(m), ...emitRowKernels(m, log)];
+  const entries = ["gemm_job", ...emitElementwise(m), ...emitUnary(m), ...emitRowKernels(m, log)];
   return { bytes: m.bytes(), entries };
 }
 

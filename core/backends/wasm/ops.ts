@@ -2,8 +2,10 @@
 // argument checks, then one row job each. Matrices are row-major [rows, n].
 
 import { BROADCAST, type BinaryOp, type Broadcast } from "./kernels-ew.ts";
+import { UNARY_KERNELS, unaryJobName, type UnaryKernel } from "./kernels-unary.ts";
 
 export type { BinaryOp, Broadcast } from "./kernels-ew.ts";
+export { UNARY_KERNELS, type UnaryKernel } from "./kernels-unary.ts";
 
 /** What the ops need from the runtime. `sig` gives each argument's type: "i" (i32) or "f" (f32). */
 export interface RowRunner {
@@ -58,6 +60,20 @@ export class WasmOps {
     this.span("wasm exp", "x", x, n);
     this.span("wasm exp", "y", y, n);
     this.rt.runRows("ew_exp_job", "iiii", [x, y, FLAT, n], Math.ceil(n / FLAT), n);
+  }
+
+  /**
+   * y = op(x) on n elements for op in UNARY_KERNELS (gelu, geluGrad, tanh, relu, log, ...;
+   * accuracy: see spec/core/wasm-unary.spec.ts). y may be x.
+   */
+  unary(op: UnaryKernel, x: number, y: number, n: number): void {
+    const name = `wasm ${op}`;
+    if (!(UNARY_KERNELS as readonly string[]).includes(op)) throw new Error(`wasm unary: op must be one of ${UNARY_KERNELS.join(", ")}, got ${op}`);
+    count(name, "n", n);
+    if (n === 0) return;
+    this.span(name, "x", x, n);
+    this.span(name, "y", y, n);
+    this.rt.runRows(unaryJobName(op), "iiii", [x, y, FLAT, n], Math.ceil(n / FLAT), n);
   }
 
   private rowOp(op: string, entry: string, ptrs: [string, number][], rows: number, n: number) {
