@@ -1,0 +1,69 @@
+// `npm run bench`: the benchmarks of issue 3 in one run, then one combined report.
+//
+//   npm run bench -- [--quick] [--only=train,decode,ops,matmul] [--rounds=N] [--quiet-wait=60]
+//
+// --quick: a smoke run (fewer rounds and steps, smaller matmul sizes, no waiting for quiet CPUs).
+// --only: which benchmarks, in that order. --rounds: timed rounds of each (default per bench).
+// --quiet-wait: seconds to wait, before each measurement, for other processes to leave the CPUs.
+// Peers are installed once with `bash bench/install-peers.sh`; a missing one is skipped with the
+// reason printed. bench/matmul.ts runs as a child process with its own flags.
+import { spawn } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { getWasmRuntime } from "../core/backends/wasm/index.ts";
+import { decodeBench } from "./decode-step.ts";
+import { benchOptions, formatSection, machineLine, parseFlags, type BenchOptions, type Section } from "./harness.ts";
+import { opsBench } from "./op-overhead.ts";
+import { trainBench } from "./train-step.ts";
+
+const BENCHES = ["train", "decode", "ops", "matmul"] as const;
+type Bench = (typeof BENCHES)[number];
+
+const flags = parseFlags(process.argv.slice(2), "bench/run");
+for (const k of flags.keys()) {
+  if (!["quick", "only", "rounds", "quiet-wait"].includes(k)) throw new Error(`bench/run: unknown flag --${k} (expected --quick, --only=, --rounds=, --quiet-wait=)`);
+}
+const opts = benchOptions(flags, "bench/run");
+const only = (flags.get("only") ?? BENCHES.join(",")).split(",").map((s) => s.trim()) as Bench[];
+for (const b of only) if (!BENCHES.includes(b)) throw new Error(`bench/run: --only takes ${BENCHES.join(",")}; got ${b}`);
+
+/** bench/matmul.ts in a child process (it is a script); its output passes through, its table is kept. */
+function matmul(o: BenchOptions): Promise<string> {
+  const args = o.quick ? ["--sizes=256,64x512x2048", "--rounds=3", "--ms=20"] : [];
+  if (o.rounds !== undefined) args.push(`--rounds=${o.rounds}`);
+  args.push(`--quiet-wait=${o.quietWait}`);
+  const script = join(dirname(fileURLToPath(import.meta.url)), "matmul.ts");
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, script, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (s: string) => {
+      out += s;
+      process.stdout.write(s.replace(/^(?=.)/gm, "  "));
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) return reject(new Error(`bench/matmul.ts exited with ${code}`));
+      const at = out.indexOf("matmul GFLOP/s");
+      resolve(at >= 0 ? out.slice(at).trimEnd() : out.trimEnd());
+    });
+  });
+}
+
+const runners: Record<Exclude<Bench, "matmul">, (o: BenchOptions) => Promise<Section>> = {
+  train: trainBench,
+  decode: decodeBench,
+  ops: opsBench,
+};
+
+console.log(`Hasten benchmarks${opts.quick ? " (--quick: smoke run, not for reporting)" : ""}\n${machineLine()}\n`);
+const report: string[] = [];
+for (const b of only) {
+  console.log(`== ${b}`);
+  const t0 = performance.now();
+  report.push(b === "matmul" ? await matmul(opts) : formatSection(await runners[b](opts)));
+  console.log(`   (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+}
+console.log(`\n${"=".repeat(100)}\nHasten benchmarks — ${machineLine()}\n`);
+console.log(report.join("\n\n"));
+await getWasmRuntime().shutdown();
