@@ -20,6 +20,7 @@ import {
   benchOptions, formatSection, isMain, machineLine, median, othersShare, parseFlags, pct, ratio, runPython,
   torchPython, waitQuiet, type BenchOptions, type Section,
 } from "./harness.ts";
+import { jaxDecoder, loadJax } from "./peers/lm-jax.ts";
 import { loadTfjs, tfjsDecoder } from "./peers/lm-tfjs.ts";
 import { tokens as lcgTokens, writeForPython, type LMDecoder } from "./peers/lm.ts";
 import { benchModel, blasNote, exportWeights } from "./train-step.ts";
@@ -98,9 +99,24 @@ export async function decodeBench(o: BenchOptions, log: (s: string) => void = co
   const tf = await loadTfjs();
   if ("skip" in tf) notes.push(`skipped tfjs: ${tf.skip}`);
   else decoders.push(tfjsDecoder(tf.tf, tf.label, weights));
-  notes.push("jax-js: not measured (its jit wants static shapes; a KV cache that grows each step would recompile every step)");
+  const jx = await loadJax().catch((e: Error) => ({ skip: `failed to load: ${e.message}` }));
+  if ("skip" in jx) notes.push(`skipped jax-js: ${jx.skip}`);
+  else {
+    decoders.push(jaxDecoder(jx.jax, `${jx.label} (jit)`, weights, PROMPT + steps));
+    notes.push("jax-js: a fixed-size cache written through a one-hot mask (jit needs static shapes); its prefill is the prompt fed one token at a time");
+  }
 
-  for (let i = 0; i < warmup; i++) for (const d of decoders) await d.decode(prompt, steps);
+  // warm-up run of each; a peer that fails here is reported and dropped
+  for (const d of [...decoders]) {
+    try {
+      for (let i = 0; i < warmup; i++) await d.decode(prompt, steps);
+    } catch (e) {
+      if (d.name.startsWith("hasten")) throw e;
+      notes.push(`skipped ${d.name}: ${(e as Error).message}`);
+      decoders.splice(decoders.indexOf(d), 1);
+      try { d.dispose(); } catch { /* already broken */ }
+    }
+  }
   const quiet = await waitQuiet(o.quietWait);
   if (quiet) notes.push(quiet);
   const stepMs = decoders.map(() => [] as number[]), prefill = decoders.map(() => [] as number[]);
@@ -126,6 +142,8 @@ export async function decodeBench(o: BenchOptions, log: (s: string) => void = co
   if ("skip" in py) notes.push(`skipped torch: ${py.skip}`);
   else {
     log("  torch: running bench/peers/torch_lm.py decode…");
+    const busy = await waitQuiet(o.quietWait);
+    if (busy) notes.push(`torch: ${busy}`);
     const dir = writeForPython(weights, { prompt });
     try {
       const script = join(dirname(fileURLToPath(import.meta.url)), "peers", "torch_lm.py");

@@ -32,7 +32,12 @@ export function parseFlags(argv: string[], who: string): Map<string, string> {
   }));
 }
 
-export function benchOptions(flags: Map<string, string>, who: string): BenchOptions {
+/** The shared flags (--quick, --rounds=N, --quiet-wait=S); any other than these and `extra` is refused. */
+export function benchOptions(flags: Map<string, string>, who: string, extra: string[] = []): BenchOptions {
+  for (const k of flags.keys()) {
+    const known = ["quick", "rounds", "quiet-wait", ...extra];
+    if (!known.includes(k)) throw new Error(`${who}: unknown flag --${k} (expected ${known.map((f) => `--${f}`).join(", ")})`);
+  }
   const num = (k: string, dflt: number | undefined): number | undefined => {
     const v = flags.get(k);
     if (v === undefined) return dflt;

@@ -20,10 +20,7 @@ const BENCHES = ["train", "decode", "ops", "matmul"] as const;
 type Bench = (typeof BENCHES)[number];
 
 const flags = parseFlags(process.argv.slice(2), "bench/run");
-for (const k of flags.keys()) {
-  if (!["quick", "only", "rounds", "quiet-wait"].includes(k)) throw new Error(`bench/run: unknown flag --${k} (expected --quick, --only=, --rounds=, --quiet-wait=)`);
-}
-const opts = benchOptions(flags, "bench/run");
+const opts = benchOptions(flags, "bench/run", ["only"]);
 const only = (flags.get("only") ?? BENCHES.join(",")).split(",").map((s) => s.trim()) as Bench[];
 for (const b of only) if (!BENCHES.includes(b)) throw new Error(`bench/run: --only takes ${BENCHES.join(",")}; got ${b}`);
 

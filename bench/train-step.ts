@@ -153,6 +153,8 @@ export async function trainBench(o: BenchOptions, log: (s: string) => void = con
   if ("skip" in py) notes.push(`skipped torch: ${py.skip}`);
   else {
     log("  torch: running bench/peers/torch_lm.py…");
+    const busy = await waitQuiet(o.quietWait);
+    if (busy) notes.push(`torch: ${busy}`);
     const dir = writeForPython(weights, { ids, targets });
     try {
       const script = join(dirname(fileURLToPath(import.meta.url)), "peers", "torch_lm.py");

@@ -6,7 +6,7 @@
 // an array used twice is passed as `x.ref` the first time (https://github.com/ekzhang/jax-js).
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { ADAMW, numParams, type LMTrainer, type LMWeights } from "./lm.ts";
+import { ADAMW, numParams, type LMDecoder, type LMTrainer, type LMWeights } from "./lm.ts";
 import { peerRequire } from "./load.ts";
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- jax-js's types live in .bench-peers/ */
@@ -119,6 +119,92 @@ export function jaxTrainer(jax: Jax, label: string, w: LMWeights, ids: Int32Arra
       onehot.dispose();
       lossGrad.dispose();
       adamw.dispose();
+    },
+  };
+}
+
+/**
+ * Greedy decoding with a KV cache, the JAX way: jit wants static shapes, so the cache is a
+ * preallocated [H, L, Dh] per layer, a step writes position `pos` through a one-hot mask
+ * (K ← K·(1 − e_pos) + k·e_pos) and attends over all L slots with −1e9 on the unwritten ones.
+ * The prompt is fed through the same compiled step, one token at a time.
+ */
+export function jaxDecoder(jax: Jax, label: string, w: LMWeights, maxLen: number): LMDecoder {
+  const np = jax.numpy, nn = jax.nn;
+  const { dModel: d, heads: h, layers, vocab } = w.config;
+  const dh = d / h, L = maxLen;
+  const params: Params = {};
+  w.names.forEach((n, i) => (params[n] = np.array(w.data[i], { shape: w.shapes[i] })));
+
+  // (params, K, V caches, one-hot token [1, V], one-hot position [1, L], mask [1, L]) → [argmax, K', V']
+  const step = jax.jit((p: Params, ks: A[], vs: A[], tokHot: A, posHot: A, mask: A) => {
+    const lin = (x: A, name: string) => np.matmul(x, p[`${name}.weight`].transpose()).add(p[`${name}.bias`]);
+    const layerNorm = (x: A, name: string) => {
+      const xc = x.ref.sub(x.mean(-1, { keepdims: true }));
+      const variance = np.square(xc.ref).mean(-1, { keepdims: true });
+      return xc.mul(np.reciprocal(np.sqrt(variance.add(1e-5)))).mul(p[`${name}.weight`]).add(p[`${name}.bias`]);
+    };
+    const E = p["embed.weight"];
+    const slot = posHot.ref.reshape([1, L, 1]); // e_pos over [H, L, Dh]
+    let x = np.matmul(tokHot, E.ref).mul(Math.sqrt(d)).add(np.matmul(posHot, p["positions.weight"].slice([0, L]))); // [1, D]
+    const nk: A[] = [], nv: A[] = [];
+    for (let l = 0; l < layers; l++) {
+      const pre = `layers.${l}`;
+      const a = layerNorm(x.ref, `${pre}.selfNorm`);
+      const q = lin(a.ref, `${pre}.selfAttn.q`).reshape([h, 1, dh]).mul(1 / Math.sqrt(dh));
+      const k = lin(a.ref, `${pre}.selfAttn.k`).reshape([h, 1, dh]);
+      const v = lin(a, `${pre}.selfAttn.v`).reshape([h, 1, dh]);
+      const K = ks[l].mul(slot.ref.mul(-1).add(1)).add(k.mul(slot.ref)); // [H, L, Dh]
+      const V = vs[l].mul(slot.ref.mul(-1).add(1)).add(v.mul(slot.ref));
+      const scores = np.matmul(q, K.ref.transpose([0, 2, 1])).add(mask.ref.reshape([1, 1, L])); // [H, 1, L]
+      const att = np.matmul(nn.softmax(scores, -1), V.ref).reshape([1, d]);
+      x = x.add(lin(att, `${pre}.selfAttn.o`));
+      x = x.add(lin(nn.gelu(lin(layerNorm(x.ref, `${pre}.ffnNorm`), `${pre}.ffn.fc1`), { approximate: false }), `${pre}.ffn.fc2`));
+      nk.push(K);
+      nv.push(V);
+    }
+    slot.dispose();
+    mask.dispose();
+    const logits = np.matmul(layerNorm(x, "norm"), E.transpose()); // [1, V]
+    return [np.argmax(logits.reshape([vocab])), nk, nv];
+  });
+
+  return {
+    name: label,
+    async decode(prompt, steps) {
+      if (prompt.length + steps > L) throw new Error(`jaxDecoder: ${prompt.length} + ${steps} positions exceed the cache of ${L}`);
+      let ks: A[] = Array.from({ length: layers }, () => np.zeros([h, L, dh]));
+      let vs: A[] = Array.from({ length: layers }, () => np.zeros([h, L, dh]));
+      const hot = (n: number, i: number) => {
+        const a = new Float32Array(n);
+        a[i] = 1;
+        return np.array(a, { shape: [1, n] });
+      };
+      const feed = async (tok: number, pos: number): Promise<number> => {
+        const mask = new Float32Array(L);
+        mask.fill(-1e9, pos + 1);
+        const [next, k1, v1] = step(jax.tree.ref(params), ks, vs, hot(vocab, tok), hot(L, pos), np.array(mask, { shape: [1, L] }));
+        ks = k1;
+        vs = v1;
+        return (await next.data())[0];
+      };
+      let t0 = performance.now();
+      let tok = 0;
+      for (let i = 0; i < prompt.length; i++) tok = await feed(prompt[i], i);
+      const prefillMs = performance.now() - t0;
+      const tokens = [tok], stepMs: number[] = [];
+      for (let s = 0; s < steps; s++) {
+        t0 = performance.now();
+        tok = await feed(tok, prompt.length + s);
+        stepMs.push(performance.now() - t0);
+        tokens.push(tok);
+      }
+      for (const a of [...ks, ...vs]) a.dispose();
+      return { tokens, stepMs, prefillMs };
+    },
+    dispose() {
+      for (const x of Object.values(params)) x.dispose();
+      step.dispose();
     },
   };
 }
