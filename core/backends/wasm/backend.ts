@@ -12,6 +12,7 @@ import { getWasmRuntime, type WasmRuntime } from "./index.ts";
 import { UNARY_KERNELS, type BinaryOp as WasmBinary, type Broadcast, type UnaryKernel } from "./ops.ts";
 
 const ptr = (a: TypedArray): number => a.byteOffset;
+const SMALL = 4096; // elements below which some row kernels stay in TypeScript
 
 const WASM_UNARY: ReadonlySet<string> = new Set(UNARY_KERNELS);
 const WASM_BINARY: Partial<Record<string, WasmBinary>> = { add: "add", sub: "sub", mul: "mul", div: "div", maximum: "max", minimum: "min" };
@@ -119,12 +120,16 @@ class WasmBackend extends HostBackend {
         (p.log ? ops.logSoftmaxBackward : ops.softmaxBackward).call(ops, ptr(y), ptr(g), ptr(dx), p.outer, p.n);
         return [dx];
       },
-      layerNorm: (_alloc, [x, w, b], p: KernelParams["layerNorm"]) => {
+      // Below a few thousand elements the TypeScript kernel wins (a wasm row job costs ~7 µs to
+      // set up; measured 11.6 vs 4.4 µs for one row of 256).
+      layerNorm: (alloc, [x, w, b], p: KernelParams["layerNorm"]) => {
+        if (p.rows * p.n < SMALL) return cpuKernels.layerNorm(alloc, [x, w, b], p);
         const y = this.raw("float32", p.rows * p.n), mean = this.raw("float32", p.rows), rstd = this.raw("float32", p.rows);
         ops.layerNorm({ x: ptr(x), y: ptr(y), rows: p.rows, n: p.n, eps: p.eps, gamma: ptr(w), beta: ptr(b), mean: ptr(mean), rstd: ptr(rstd) });
         return [y, mean, rstd];
       },
-      layerNormBackward: (_alloc, [x, w, mean, rstd, g], p: KernelParams["layerNormBackward"]) => {
+      layerNormBackward: (alloc, [x, w, mean, rstd, g], p: KernelParams["layerNormBackward"]) => {
+        if (p.rows * p.n < SMALL) return cpuKernels.layerNormBackward(alloc, [x, w, mean, rstd, g], p);
         const dx = this.raw("float32", p.rows * p.n), dw = this.raw("float32", p.n), db = this.raw("float32", p.n);
         const base = { x: ptr(x), mean: ptr(mean), rstd: ptr(rstd), dy: ptr(g), rows: p.rows, n: p.n };
         ops.layerNormBackward({ ...base, dx: ptr(dx), gamma: ptr(w) });
