@@ -15,6 +15,8 @@ import { fmt, numel, type Shape } from "./shape.ts";
 // A buffer shared by a tensor and its views; freed when the last one is disposed.
 export class Storage {
   refs = 1;
+  // No finalizer backstop on purpose: freeing on garbage collection would make live-buffer
+  // counts (and GPU memory) depend on when the collector runs. dispose()/tidy() is the rule.
   constructor(readonly backend: Backend, public buf: BackendBuffer) {}
   release(): void {
     if (--this.refs === 0) this.backend.free(this.buf);

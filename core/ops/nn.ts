@@ -37,7 +37,15 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   const [y, mean, rstd] = runKernel("layerNorm", [x, w, b], { rows, n, eps }, [
     { shape: x.shape, dtype: "float32" }, { shape: [rows], dtype: "float32" }, { shape: [rows], dtype: "float32" },
   ], "layerNorm");
-  return recordPrim(y, "layerNorm", [x, w, b], { mean, rstd, rows, n });
+  const out = recordPrim(y, "layerNorm", [x, w, b], { mean, rstd, rows, n });
+  if (!out._node) {
+    // Nothing will differentiate this: the saved statistics (and stand-in weights) are not needed.
+    mean.dispose();
+    rstd.dispose();
+    if (!weight) w.dispose();
+    if (!bias) b.dispose();
+  }
+  return out;
 }
 
 export interface CrossEntropyOptions {
@@ -63,6 +71,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
     { shape: [rows], dtype: "float32" }, { shape: [rows], dtype: "float32" },
   ], "crossEntropy");
   const perRow = recordPrim(loss, "crossEntropy", [z, t], { ignoreIndex, labelSmoothing, lse, rows, v });
+  if (!perRow._node) lse.dispose();
   if (reduction === "none") return reshape(perRow, target.shape);
   const total = sum(perRow);
   if (reduction === "sum") return total;
