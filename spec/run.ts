@@ -24,4 +24,18 @@ if (files.length === 0) {
   console.error(`spec/run: no spec files match ${JSON.stringify(filters)}`);
   process.exit(1);
 }
+// uvu prints "Total: N" and "Passed: N"; echo them as one plain "N passed, N failed" line,
+// the closing line CI tools read.
+let out = "";
+const write = process.stdout.write.bind(process.stdout);
+process.stdout.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+  out += typeof chunk === "string" ? chunk : Buffer.from(chunk).toString();
+  if (out.length > 4096) out = out.slice(-4096);
+  return (write as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+}) as typeof process.stdout.write;
 await run(files.map((file) => ({ name: relative(root, file), file })), { bail: false });
+process.stdout.write = write;
+const plain = out.replace(/\x1b\[[0-9;]*m/g, "");
+const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? NaN), passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? NaN);
+const skippedN = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+if (Number.isFinite(total) && Number.isFinite(passed)) console.log(`${passed} passed, ${total - passed} failed, ${skippedN} skipped`);
