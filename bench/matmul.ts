@@ -22,6 +22,7 @@ import { WasmRuntime } from "../core/backends/wasm/index.ts";
 import { jaxWasm } from "./peers/jax.ts";
 import { tfjsWasm } from "./peers/tfjs.ts";
 import type { MatmulRunner, PeerOrSkip } from "./peers/types.ts";
+import { torchPython } from "./harness.ts";
 
 const flags = new Map(process.argv.slice(2).map((a) => {
   const m = /^--([^=]+)=(.*)$/.exec(a);
@@ -136,7 +137,8 @@ function torchReference(M: number, K: number, N: number, A: Float32Array, B: Flo
     writeFileSync(join(dir, "a.f32"), A);
     writeFileSync(join(dir, "b.f32"), B);
     const script = join(dirname(fileURLToPath(import.meta.url)), "peers", "torch_matmul.py");
-    const r = spawnSync("python3", [script, String(M), String(K), String(N), join(dir, "a.f32"), join(dir, "b.f32"), String(rounds)], { encoding: "utf8" });
+    if ("skip" in torchPy) return torchPy;
+    const r = spawnSync(torchPy.python, [script, String(M), String(K), String(N), join(dir, "a.f32"), join(dir, "b.f32"), String(rounds)], { encoding: "utf8", env: torchPy.env });
     if (r.status !== 0) return { skip: (r.stderr || r.error?.message || "python3 failed").trim().split("\n").pop()! };
     return JSON.parse(r.stdout) as { version: string; gflops_1t: number; gflops_all: number; threads: number };
   } finally {
@@ -144,9 +146,11 @@ function torchReference(M: number, K: number, N: number, A: Float32Array, B: Flo
   }
 }
 
-const torchProbe = spawnSync("python3", ["-c", "import torch"], { encoding: "utf8" });
-const torchOk = torchProbe.status === 0;
-if (!torchOk) console.log(`skipping torch: ${(torchProbe.stderr || torchProbe.error?.message || "").trim().split("\n").pop()}`);
+// The same Python (with the local OpenBLAS) as the other benchmarks: Debian's /usr/bin/python3
+// has torch where the python3 on PATH may not.
+const torchPy = torchPython();
+const torchOk = !("skip" in torchPy);
+if ("skip" in torchPy) console.log(`skipping torch: ${torchPy.skip}`);
 
 const rows: string[][] = [];
 const header = ["M×K×N", "hasten 1t", `hasten ${threads}t`, ...live.map((p) => p.name)];

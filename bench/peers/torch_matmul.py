@@ -1,9 +1,21 @@
 # Native reference for bench/matmul.ts: PyTorch's CPU matmul on the same inputs, 1 thread and
 # all threads. Usage: python3 torch_matmul.py M K N a.f32 b.f32 samples
 # Prints one JSON line: {"version", "gflops_1t", "gflops_all", "threads", "c_checksum"}.
-import json, os, sys, time
+import ctypes, json, os, sys, time
 
 import torch
+
+
+def set_threads(n):
+    """torch.set_num_threads does not reach OpenBLAS's own pthread pool: set both."""
+    torch.set_num_threads(n)
+    try:
+        libs = {os.path.realpath(l.split()[-1]) for l in open("/proc/self/maps") if "blas" in l.split()[-1].lower()}
+    except OSError:
+        libs = set()
+    for lib in libs:
+        if "openblas" in lib:
+            ctypes.CDLL(lib).openblas_set_num_threads(n)
 
 M, K, N = (int(x) for x in sys.argv[1:4])
 a = torch.from_file(sys.argv[4], size=M * K, dtype=torch.float32).reshape(M, K)
@@ -14,7 +26,7 @@ reps = max(1, int(3e8 // flops))
 
 
 def median_gflops(threads):
-    torch.set_num_threads(threads)
+    set_threads(threads)
     out = torch.empty(M, N)
     for _ in range(3):
         torch.matmul(a, b, out=out)
