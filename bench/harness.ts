@@ -64,7 +64,7 @@ export function median(xs: readonly number[]): number {
 }
 
 /** CPU time (ms) of the whole machine and of this process so far (Linux /proc); null elsewhere. */
-function cpuTimes(): { machine: number; self: number } | null {
+export function cpuTimes(): { machine: number; self: number } | null {
   if (!existsSync("/proc/stat")) return null;
   const tick = 10; // ms per clock tick (USER_HZ = 100 on Linux)
   const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);

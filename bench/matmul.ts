@@ -14,7 +14,7 @@
 // --quiet-wait seconds) for the CPUs to be idle, and the last column reports the share of CPU
 // time other processes took during the measurement.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,7 +22,7 @@ import { WasmRuntime } from "../core/backends/wasm/index.ts";
 import { jaxWasm } from "./peers/jax.ts";
 import { tfjsWasm } from "./peers/tfjs.ts";
 import type { MatmulRunner, PeerOrSkip } from "./peers/types.ts";
-import { torchPython } from "./harness.ts";
+import { cpuTimes, torchPython } from "./harness.ts";
 
 const flags = new Map(process.argv.slice(2).map((a) => {
   const m = /^--([^=]+)=(.*)$/.exec(a);
@@ -60,19 +60,6 @@ function random(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
   for (let i = 0; i < n; i++) out[i] = ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
   return out;
-}
-
-/**
- * CPU time (ms) used by the whole machine and by this process so far (Linux /proc), to report
- * how much other processes competed with the measurement; null elsewhere.
- */
-function cpuTimes(): { machine: number; self: number } | null {
-  if (!existsSync("/proc/stat")) return null;
-  const tick = 10; // ms per clock tick (USER_HZ = 100 on Linux)
-  const f = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/).slice(1).map(Number);
-  const st = readFileSync("/proc/self/stat", "utf8");
-  const g = st.slice(st.lastIndexOf(")") + 2).split(" ").map(Number);
-  return { machine: (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) * tick, self: (g[11] + g[12]) * tick };
 }
 
 /** Waits until other processes use under 10% of the CPUs over half a second (or gives up). */
