@@ -64,6 +64,20 @@ t("a failed save leaves the old checkpoint intact; a corrupt file is refused", a
   assert.throws(() => loadSafetensors(p), /safetensors/);
 });
 
+t("a file written by the safetensors library itself loads with its values", () => {
+  const fixture = new URL("../fixtures/lib-small.safetensors", import.meta.url).pathname;
+  const expected = JSON.parse(readFileSync(new URL("../fixtures/lib-small.expected.json", import.meta.url), "utf8"));
+  const loaded = loadSafetensors(fixture);
+  assert.equal(Object.keys(loaded).sort(), Object.keys(expected).sort());
+  for (const [name, want] of Object.entries(expected) as [string, { shape: number[]; values: number[] }][]) {
+    assert.equal(loaded[name].shape, want.shape, name);
+    const got = Array.from(loaded[name].dataSync());
+    want.values.forEach((v, i) => assert.ok(Math.abs(got[i] - v) <= 1e-6 * (1 + Math.abs(v)), `${name}[${i}]: ${got[i]} vs ${v}`));
+  }
+  assert.is(loaded.ids.dtype, "int32");
+  assert.is(loaded.half.dtype, "float32");
+});
+
 t("on synchronous backends the file is written before saveSafetensors returns", () => {
   const p = join(dir, "sync.safetensors");
   void saveSafetensors(p, { w: tensor([1, 2, 3]) });
