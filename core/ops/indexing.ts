@@ -1,6 +1,6 @@
 // Indexing: gather / scatterAdd along a dim, indexSelect, embedding, oneHot.
 import { recordPrim } from "../grad.ts";
-import { aroundDim, fmt, normDim } from "../shape.ts";
+import { aroundDim, fmt, normDim, stridesOf } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
 import { compare } from "./elementwise.ts";
 import { fromArray, run1 } from "./run.ts";
@@ -35,17 +35,10 @@ export function scatterAdd(x: Tensor, dim: number, index: Tensor, src: Tensor): 
   const [outer, n, inner] = aroundDim(x.shape, d);
   const scattered = run1("scatterAdd", [index, src], { outer, n, k: index.shape[d], inner }, x.shape, "float32", "scatterAdd");
   const out = run1("binary", [x, scattered], {
-    op: "add", outShape: x.shape.slice(), aStrides: strides(x.shape), bStrides: strides(x.shape), dtype: "float32",
+    op: "add", outShape: x.shape.slice(), aStrides: stridesOf(x.shape), bStrides: stridesOf(x.shape), dtype: "float32",
   }, x.shape, "float32", "scatterAdd");
   scattered.dispose();
   return recordPrim(out, "scatterAdd", [x, index, src], { dim: d });
-}
-
-function strides(shape: number[]): number[] {
-  const s: number[] = [];
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) { s[i] = acc; acc *= shape[i]; }
-  return s;
 }
 
 // Rows (or slices along dim) of x picked by a 1-D int32 index.
