@@ -33,8 +33,12 @@ const instances = new Map<string, Backend>();
 let current: Backend | undefined;
 let defaultName = "cpu";
 
-export function registerBackend(name: string, factory: BackendFactory, opts: { isDefault?: boolean } = {}): void {
+const modesOf = new Map<string, readonly string[]>();
+
+// modes: the values its `mode` option accepts (gpujs: webgpu, webasm, cpu); none when absent.
+export function registerBackend(name: string, factory: BackendFactory, opts: { isDefault?: boolean; modes?: readonly string[] } = {}): void {
   factories.set(name, factory);
+  if (opts.modes) modesOf.set(name, opts.modes);
   if (opts.isDefault) defaultName = name;
 }
 
@@ -69,4 +73,25 @@ export function getBackend(): Backend {
     return b;
   }
   return current;
+}
+
+// One way to choose a backend from text, for command lines and configs: "name" or "name:mode"
+// (gpujs:webgpu, wasm), with an optional thread count. "" keeps the current (default) backend.
+// Always awaitable; errors name what was asked for and what exists.
+export async function selectBackend(spec: string, opts: { threads?: number } = {}): Promise<Backend> {
+  if (spec === "" && !opts.threads) return getBackend();
+  const [name, mode, ...rest] = (spec || current?.name || defaultName).split(":");
+  if (rest.length > 0 || name === "") throw new Error(`backend: expected NAME or NAME:MODE, got "${spec}"`);
+  if (!factories.has(name)) throw new Error(`backend: unknown backend "${name}"; available: ${registeredBackends().sort().join(", ")}`);
+  if (opts.threads !== undefined && !(Number.isInteger(opts.threads) && opts.threads >= 0)) {
+    throw new Error(`backend: threads must be an integer >= 0, got ${opts.threads}`);
+  }
+  const modes = modesOf.get(name) ?? [];
+  if (mode !== undefined && !modes.includes(mode)) {
+    throw new Error(`backend: ${name} ${modes.length ? `modes are ${modes.join(", ")}` : "takes no mode"}, got "${spec}"`);
+  }
+  const options: Record<string, unknown> = {};
+  if (mode !== undefined) options.mode = mode;
+  if (opts.threads) options.threads = opts.threads;
+  return await setBackend(name, Object.keys(options).length ? options : undefined);
 }

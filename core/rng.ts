@@ -158,14 +158,7 @@ export class Generator {
 
   /** Shuffle in place (Fisher–Yates) and return the same array. */
   shuffle<T extends { length: number; [i: number]: any }>(arr: T): T {
-    // Walk down: position i receives a uniform pick among the i+1 not-yet-placed elements.
-    for (let i = arr.length - 1; i > 0; i--) {
-      const j = Math.floor(this.prng.double() * (i + 1));
-      const t = arr[i];
-      arr[i] = arr[j];
-      arr[j] = t;
-    }
-    return arr;
+    return shuffleInPlace(arr, () => this.prng.double());
   }
 
   /** The exact stream position, as plain JSON-safe data. */
@@ -244,4 +237,33 @@ export function manualSeed(seed: number | string): Generator {
 
 export function defaultGenerator(): Generator {
   return defaultGen;
+}
+
+/** Fisher–Yates: every permutation equally likely given a uniform `random` in [0, 1). Walking
+ *  down, position i receives a uniform pick among the i+1 not-yet-placed elements. */
+export function shuffleInPlace<T extends { length: number; [i: number]: any }>(arr: T, random: () => number): T {
+  for (let i = arr.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const t = arr[i];
+    arr[i] = arr[j];
+    arr[j] = t;
+  }
+  return arr;
+}
+
+/**
+ * mulberry32: a 32-bit state advanced by a Weyl step (+0x6D2B79F5) and scrambled by two
+ * multiply-xorshift rounds; floats in [0, 1). Period 2³²: plenty for shuffling a corpus, and a
+ * state that is one integer, so a data order is reproducible from (seed, epoch) alone. (The same
+ * stream that bernoulliMask() inlines for speed.)
+ */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }

@@ -187,7 +187,7 @@ export class Tensor {
   var(dim?: number | number[], opts: { unbiased?: boolean; keepdim?: boolean } = {}): Tensor { return R.variance(this, dim, opts); }
 
   // ---- linear algebra ----
-  matmul(o: Tensor): Tensor { return L.matmul(this, o); }
+  matmul(o: Tensor, opts?: L.MatmulOptions): Tensor { return L.matmul(this, o, opts); }
   get mT(): Tensor { return S.transpose(this, -2, -1); }
 
   // ---- shape ----

@@ -30,7 +30,25 @@ export function matmulT(a: Tensor, b: Tensor, transA: boolean, transB: boolean):
   return recordPrim(out, "matmul", [a, b], { transA, transB });
 }
 
-export function matmul(a: Tensor, b: Tensor): Tensor {
+export interface MatmulOptions {
+  transposeA?: boolean; // use Aᵀ (its last two dims swapped), read in place: no copy
+  transposeB?: boolean; // use Bᵀ, read in place — x·Wᵀ for a weight W stored [out, in]
+}
+
+// matmul(a, b) as NumPy/PyTorch; with transpose flags both operands must be at least 2-D and the
+// transposed one is read in place (a.matmul(b.mT) would copy b first).
+export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  const ta = opts.transposeA ?? false, tb = opts.transposeB ?? false;
+  if (ta || tb) {
+    if (a.ndim < 2 || b.ndim < 2) throw new Error(`matmul: transpose flags need operands of at least 2 dims, got ${fmt(a.shape)} @ ${fmt(b.shape)}`);
+    // [..., M, K] @ [N, K]ᵀ: fold the batch into M as below.
+    if (b.ndim === 2 && a.ndim > 2 && !ta) {
+      const lead = a.shape.slice(0, -1);
+      const out = matmulT(reshape(a, [numel(lead), a.shape.at(-1)!]), b, false, tb);
+      return reshape(out, [...lead, out.shape[1]]);
+    }
+    return matmulT(a, b, ta, tb);
+  }
   if (a.ndim === 0 || b.ndim === 0) throw new Error(`matmul: scalars are not allowed, got ${fmt(a.shape)} @ ${fmt(b.shape)}`);
   // 1-D operands follow NumPy: a vector is a row (left) or a column (right), removed afterwards.
   if (a.ndim === 1 && b.ndim === 1) {
@@ -46,4 +64,17 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
     return reshape(matmulT(a2, b, false, false), [...lead, b.shape[1]]);
   }
   return matmulT(a, b, false, false);
+}
+
+// PyTorch's F.linear: y = x·Wᵀ + b with W stored [out, in]; x: [..., in] → [..., out].
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor): Tensor {
+  if (weight.ndim !== 2) throw new Error(`linear: expected a weight [out, in], got ${fmt(weight.shape)}`);
+  if (x.ndim < 1 || x.shape[x.ndim - 1] !== weight.shape[1]) {
+    throw new Error(`linear: expected input [..., ${weight.shape[1]}] for a weight ${fmt(weight.shape)}, got ${fmt(x.shape)}`);
+  }
+  const lead = x.shape.slice(0, -1);
+  const x2 = x.ndim === 2 ? x : reshape(x, [numel(lead), weight.shape[1]]);
+  let y = matmulT(x2, weight, false, true); // [rows, out]
+  if (bias) y = y.add(bias);
+  return x.ndim === 2 ? y : reshape(y, [...lead, weight.shape[0]]);
 }

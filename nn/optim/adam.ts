@@ -2,10 +2,8 @@
 //   m ← β₁m + (1−β₁)g,   v ← β₂v + (1−β₂)g²,   m̂ = m/(1−β₁ᵗ),   v̂ = v/(1−β₂ᵗ)
 //   AdamW: p ← p(1 − lr·λ) − lr·m̂/(√v̂ + ε)        (decay decoupled from the gradient)
 //   Adam:  g ← g + λp first (L2 penalty), then the same update with no decoupled decay.
-import { runKernel } from "../../core/ops/run.ts";
-import { zerosLike } from "../../core/ops/creation.ts";
-import type { Tensor } from "../../core/tensor.ts";
-import { Optimizer, type ParamsInput, type StepOptions } from "./optimizer.ts";
+import { adamwUpdate, zerosLike, type Tensor } from "../../core/index.ts";
+import { Optimizer, type ParamState, type ParamsInput, type StepOptions, type UpdateResult } from "./optimizer.ts";
 
 export interface AdamOptions extends StepOptions {
   lr?: number;
@@ -42,19 +40,13 @@ export class AdamW extends Optimizer {
     return ["exp_avg", "exp_avg_sq"];
   }
 
-  protected update(i: number, p: Tensor, g: Tensor, step: number): Tensor {
+  protected update(p: Tensor, g: Tensor, state: ParamState, step: number): UpdateResult {
     const [beta1, beta2] = this.betas;
-    const m = this.getBuffer(i, "exp_avg") ?? zerosLike(p);
-    const v = this.getBuffer(i, "exp_avg_sq") ?? zerosLike(p);
     const grad = !this.decoupled && this.weightDecay > 0 ? g.add(p.mul(this.weightDecay)) : g;
-    const [np, nm, nv] = runKernel("adamw", [p, grad, m, v], {
-      n: p.size, lr: this.lr, beta1, beta2, eps: this.eps,
-      weightDecay: this.decoupled ? this.weightDecay : 0,
-      bc1: 1 - Math.pow(beta1, step), bc2: 1 - Math.pow(beta2, step),
-    }, [{ shape: p.shape, dtype: "float32" }, { shape: p.shape, dtype: "float32" }, { shape: p.shape, dtype: "float32" }], "adamw");
-    this.setBuffer("exp_avg", nm);
-    this.setBuffer("exp_avg_sq", nv);
-    return np;
+    const r = adamwUpdate(p, grad, state.exp_avg ?? zerosLike(p), state.exp_avg_sq ?? zerosLike(p), {
+      lr: this.lr, beta1, beta2, eps: this.eps, weightDecay: this.decoupled ? this.weightDecay : 0, step,
+    });
+    return { param: r.param, state: { exp_avg: r.expAvg, exp_avg_sq: r.expAvgSq } };
   }
 }
 

@@ -33,6 +33,13 @@ export function checkLr(who: string, lr: number): number {
   return lr;
 }
 
+// A parameter's optimizer buffers by name (exp_avg, momentum, …); absent before its first step.
+export type ParamState = Readonly<Record<string, Tensor | undefined>>;
+export interface UpdateResult {
+  param: Tensor; // the parameter's new value
+  state: Record<string, Tensor>; // its new buffers (those left out keep their old value)
+}
+
 export abstract class Optimizer {
   readonly params: Tensor[];
   readonly names: string[];
@@ -62,8 +69,10 @@ export abstract class Optimizer {
   }
 
   abstract hyper(): Record<string, number | boolean>;
-  // Computes the new value of parameter i (its buffers via setBuffer); runs under noGrad/tidy.
-  protected abstract update(i: number, p: Tensor, g: Tensor, step: number): Tensor;
+  // The update of one parameter: from its value p, gradient g and buffers (absent before the first
+  // step) to its new value and new buffers. Runs under noGrad/tidy; nothing is assigned until
+  // every parameter's update has succeeded.
+  protected abstract update(p: Tensor, g: Tensor, state: ParamState, step: number): UpdateResult;
 
   zeroGrad(): void {
     for (const p of this.params) p.zeroGrad();
@@ -93,15 +102,18 @@ export abstract class Optimizer {
     const step = this.stepCount + 1;
     // Compute every new value first, then assign: an exception in the middle changes nothing.
     const staged = tidy(() => noGrad(() => {
-      const out: [number, Tensor, Map<string, Tensor>][] = [];
+      const out: [number, Tensor, [string, Tensor][]][] = [];
       for (const i of active) {
-        const pending = new Map<string, Tensor>();
-        this.pending = pending;
-        out.push([i, keep(this.update(i, this.params[i], this.params[i].grad!, step)), pending]);
+        const r = this.update(this.params[i], this.params[i].grad!, Object.fromEntries(this.buffers[i]), step);
+        const bufs = Object.entries(r.state);
+        for (const [name, t] of bufs) {
+          if (!this.bufferNames().includes(name)) throw new Error(`internal: ${this.constructor.name} returned an unknown buffer "${name}"`);
+          keep(t);
+        }
+        out.push([i, keep(r.param), bufs]);
       }
       return out;
     }));
-    this.pending = undefined;
     for (const [i, value, bufs] of staged) {
       this.params[i].assign_(value);
       for (const [name, t] of bufs) {
@@ -111,17 +123,6 @@ export abstract class Optimizer {
       }
     }
     this.stepCount = step;
-  }
-
-  private pending: Map<string, Tensor> | undefined;
-
-  protected getBuffer(i: number, name: string): Tensor | undefined {
-    return this.buffers[i].get(name);
-  }
-  // Stages the new value of a buffer; it replaces the old one only when the whole step succeeds.
-  protected setBuffer(name: string, t: Tensor): void {
-    if (!this.pending) throw new Error("internal: setBuffer outside update()");
-    this.pending.set(name, keep(t));
   }
 
   stateDict(): OptimizerState {

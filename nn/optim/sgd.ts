@@ -1,8 +1,8 @@
 // Stochastic gradient descent with momentum (PyTorch's formulation):
 //   g ← g + λp;   b ← μb + (1 − dampening)g  (b = g on the first step);
 //   d = nesterov ? g + μb : b;   p ← p − lr·d
-import type { Tensor } from "../../core/tensor.ts";
-import { Optimizer, type ParamsInput, type StepOptions } from "./optimizer.ts";
+import type { Tensor } from "../../core/index.ts";
+import { Optimizer, type ParamState, type ParamsInput, type StepOptions, type UpdateResult } from "./optimizer.ts";
 
 export interface SGDOptions extends StepOptions {
   lr: number;
@@ -36,14 +36,12 @@ export class SGD extends Optimizer {
     return this.momentum > 0 ? ["momentum"] : [];
   }
 
-  protected update(i: number, p: Tensor, g: Tensor, _step: number): Tensor {
+  protected update(p: Tensor, g: Tensor, state: ParamState): UpdateResult {
     let d = this.weightDecay > 0 ? g.add(p.mul(this.weightDecay)) : g;
-    if (this.momentum > 0) {
-      const prev = this.getBuffer(i, "momentum");
-      const b = prev ? prev.mul(this.momentum).add(d.mul(1 - this.dampening)) : d.clone();
-      this.setBuffer("momentum", b);
-      d = this.nesterov ? d.add(b.mul(this.momentum)) : b;
-    }
-    return p.sub(d.mul(this.lr));
+    if (this.momentum === 0) return { param: p.sub(d.mul(this.lr)), state: {} };
+    const prev = state.momentum;
+    const b = prev ? prev.mul(this.momentum).add(d.mul(1 - this.dampening)) : d.clone();
+    d = this.nesterov ? d.add(b.mul(this.momentum)) : b;
+    return { param: p.sub(d.mul(this.lr)), state: { momentum: b } };
   }
 }

@@ -6,4 +6,4 @@ import { registerBackend, type Backend } from "../../backend.ts";
 registerBackend("gpujs", async (options?: Record<string, unknown>): Promise<Backend> => {
   const { createGpujsBackend } = await import("./index.ts");
   return createGpujsBackend(options);
-});
+}, { modes: ["webgpu", "webasm", "cpu"] });
