@@ -51,7 +51,7 @@ function hastenDecoder(backend: "wasm" | "cpu", threads: number): LMDecoder {
       const out = [tok], stepMs: number[] = [];
       for (let s = 0; s < steps; s++) {
         t0 = performance.now();
-        tok = read(tidy(() => model.step(tensor(Int32Array.of(tok), { dtype: "int32", shape: [1], backend: be }), cache).argmax(-1)));
+        tok = read(tidy(() => model.decodeStep(tensor(Int32Array.of(tok), { dtype: "int32", shape: [1], backend: be }), cache).argmax(-1)));
         stepMs.push(performance.now() - t0);
         out.push(tok);
       }

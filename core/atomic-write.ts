@@ -121,7 +121,7 @@ export async function writeFileAtomicAsync(
  * Make the rename itself durable by fsyncing the directory entry. Best effort: some platforms
  * and filesystems refuse to open or fsync a directory, and the file is already in place.
  */
-function syncDirectory(dir: string): void {
+export function syncDirectory(dir: string): void {
   let fd: number | null = null;
   try {
     fd = openSync(dir, "r");

@@ -22,5 +22,5 @@ export { embedding, gather, indexSelect, oneHot, scatterAdd } from "./ops/indexi
 export { crossEntropy, dropout, layerNorm, logSoftmax, softmax, type CrossEntropyOptions } from "./ops/nn.ts";
 export { fromRaw, loadSafetensors, loadSafetensorsWithMetadata, saveSafetensors, toRaw, type SaveOptions } from "./serialize.ts";
 export { encodeSafetensorsChunks, readSafetensors, type RawDType, type RawTensor, type SafetensorsContents } from "./safetensors.ts";
-export { writeFileAtomic, writeFileAtomicAsync } from "./atomic-write.ts";
-export { fmt, numel, type Shape } from "./shape.ts";
+export { syncDirectory, writeFileAtomic, writeFileAtomicAsync } from "./atomic-write.ts";
+export { checkShape, fmt, numel, type Shape } from "./shape.ts";

@@ -24,7 +24,7 @@
 // sentences, 9 of them without the K-finished rule). A beam wide enough never to prune is exact.
 //
 // The log-probabilities of all live rows [N, V] are read back each step and ranked on the host.
-import type { Transformer } from "../nn/models/transformer.ts";
+import type { EncoderDecoderModel } from "../nn/models/index.ts";
 import { DecoderRows, inEvalMode, prepareSources, readAndDispose, type DecodeOptions, type Hypothesis, type SourceInput } from "./common.ts";
 
 export interface BeamOptions extends DecodeOptions {
@@ -44,16 +44,16 @@ interface Live {
 }
 
 // The best hypothesis of each sentence.
-export async function beamSearch(model: Transformer, src: SourceInput, opts: BeamOptions = {}): Promise<ScoredHypothesis[]> {
+export async function beamSearch(model: EncoderDecoderModel, src: SourceInput, opts: BeamOptions = {}): Promise<ScoredHypothesis[]> {
   return (await search(model, src, { ...opts, nBest: 1 }, "beamSearch")).map((hs) => hs[0]);
 }
 
 // Up to nBest finished hypotheses of each sentence, best first.
-export async function beamSearchNBest(model: Transformer, src: SourceInput, opts: BeamOptions = {}): Promise<ScoredHypothesis[][]> {
+export async function beamSearchNBest(model: EncoderDecoderModel, src: SourceInput, opts: BeamOptions = {}): Promise<ScoredHypothesis[][]> {
   return search(model, src, opts, "beamSearchNBest");
 }
 
-async function search(model: Transformer, src: SourceInput, opts: BeamOptions, who: string): Promise<ScoredHypothesis[][]> {
+async function search(model: EncoderDecoderModel, src: SourceInput, opts: BeamOptions, who: string): Promise<ScoredHypothesis[][]> {
   const p = prepareSources(model, src, opts, who);
   const K = opts.beam ?? 5, alpha = opts.lengthPenalty ?? 1, nBest = opts.nBest ?? 1;
   if (!Number.isInteger(K) || K < 1) throw new Error(`${who}: beam must be an integer >= 1, got ${K}`);

@@ -5,13 +5,13 @@
 // Conventions (those of nn/data's Batcher): a source is x with no bos/eos, right-padded with padId;
 // the decoder starts from bos; a hypothesis ends at eos. Returned tokens hold neither bos nor eos,
 // and a hypothesis's score is Σ log p(yₜ | y<ₜ, x) over its tokens and the final eos.
-import { noGrad } from "../core/autograd.ts";
-import type { Backend } from "../core/backend.ts";
-import { tensor } from "../core/ops/creation.ts";
-import { keep, tidy } from "../core/scope.ts";
-import type { Tensor } from "../core/tensor.ts";
-import type { DecoderCache } from "../nn/layers/kv-cache.ts";
-import { padMask, type Transformer } from "../nn/models/transformer.ts";
+import { type Backend, keep, noGrad, tensor, type Tensor, tidy } from "../core/index.ts";
+import type { DecodeCache, EncoderDecoderModel } from "../nn/models/index.ts";
+import type { Module } from "../nn/module.ts";
+import { SPECIAL_TOKENS } from "../nn/tokenizer/index.ts";
+
+// The tokenizer's <unk> and <mask>: never worth emitting in a translation or a continuation.
+export const DEFAULT_BANNED: readonly number[] = [SPECIAL_TOKENS.indexOf("<unk>"), SPECIAL_TOKENS.indexOf("<mask>")];
 
 // Sentences as id arrays, or one right-padded [B, S] batch.
 export type SourceInput = readonly ArrayLike<number>[] | { ids: Int32Array; shape: readonly number[] };
@@ -25,7 +25,8 @@ export interface DecodeOptions {
   bosId?: number; // default 1
   eosId?: number; // default 2
   padId?: number; // default: the model's padId
-  // Ids never emitted besides pad and bos, which always are (e.g. <unk>, <mask>).
+  // Ids never emitted besides pad and bos, which never are. Default: the tokenizer's <unk> and
+  // <mask> (the same default as the command line); [] allows them.
   banned?: readonly number[];
 }
 
@@ -47,7 +48,7 @@ export interface Prepared {
   banned: Uint8Array; // [V], 1 where the id may not be emitted
 }
 
-export function prepareSources(model: Transformer, src: SourceInput, opts: DecodeOptions, who: string): Prepared {
+export function prepareSources(model: EncoderDecoderModel, src: SourceInput, opts: DecodeOptions, who: string): Prepared {
   const { maxLen, srcVocab, tgtVocab } = model.config;
   const maxLenA = opts.maxLenA ?? 1.5, maxLenB = opts.maxLenB ?? 10;
   if (!(Number.isFinite(maxLenA) && maxLenA >= 0)) throw new Error(`${who}: maxLenA must be a finite number >= 0, got ${maxLenA}`);
@@ -59,7 +60,7 @@ export function prepareSources(model: Transformer, src: SourceInput, opts: Decod
   if (eosId === padId || eosId === bosId) throw new Error(`${who}: eosId ${eosId} must differ from bosId ${bosId} and padId ${padId}`);
   const banned = new Uint8Array(tgtVocab);
   banned[padId] = banned[bosId] = 1;
-  for (const id of opts.banned ?? []) {
+  for (const id of opts.banned ?? DEFAULT_BANNED.filter((id) => id < tgtVocab)) {
     if (!Number.isInteger(id) || id < 0 || id >= tgtVocab) throw new Error(`${who}: banned id ${id} is outside the vocabulary [0, ${tgtVocab})`);
     if (id === eosId) throw new Error(`${who}: eos (${eosId}) cannot be banned: hypotheses could never end`);
     banned[id] = 1;
@@ -96,7 +97,7 @@ export function prepareSources(model: Transformer, src: SourceInput, opts: Decod
 }
 
 // Decoding always runs the model in eval mode (no dropout); the caller's mode is restored after.
-export async function inEvalMode<T>(model: Transformer, fn: () => Promise<T>): Promise<T> {
+export async function inEvalMode<T>(model: Module, fn: () => Promise<T>): Promise<T> {
   const wasTraining = model.training;
   model.eval();
   try {
@@ -106,7 +107,7 @@ export async function inEvalMode<T>(model: Transformer, fn: () => Promise<T>): P
   }
 }
 
-export function backendOf(model: Transformer): Backend | undefined {
+export function backendOf(model: Module): Backend | undefined {
   return model.parameters()[0]?.backend;
 }
 
@@ -115,14 +116,14 @@ export function backendOf(model: Transformer): Backend | undefined {
 export class DecoderRows {
   private memory: Tensor; // [N, S, D]
   private mask: Tensor; // [N, S], 1 at source padding
-  private readonly cache: DecoderCache;
+  private readonly cache: DecodeCache;
   private readonly backend: Backend | undefined;
 
-  constructor(private readonly model: Transformer, p: Prepared) {
+  constructor(private readonly model: EncoderDecoderModel, p: Prepared) {
     this.backend = backendOf(model);
     const [memory, mask] = noGrad(() => tidy(() => {
       const src = tensor(p.ids, { shape: [p.batch, p.width], dtype: "int32", backend: this.backend });
-      const m = padMask(src, p.padId);
+      const m = src.eq(p.padId); // [B, S], 1 at padding
       return [model.encode(src, m), m];
     }));
     this.memory = keep(memory);

@@ -1,7 +1,7 @@
 // Decoding a whole corpus: sort the sentences by length so that each batch needs little padding,
 // decode batch by batch (greedy for beam 1, beam search otherwise), and return the results in the
 // input order. Empty sources are not decoded: their output is empty.
-import type { Transformer } from "../nn/models/transformer.ts";
+import type { EncoderDecoderModel } from "../nn/models/index.ts";
 import type { BpeTokenizer } from "../nn/tokenizer/bpe.ts";
 import { beamSearch, type BeamOptions } from "./beam.ts";
 import type { Hypothesis } from "./common.ts";
@@ -12,7 +12,7 @@ export interface CorpusOptions extends BeamOptions {
   onBatch?: (done: number, total: number) => void; // progress, after each batch
 }
 
-export async function decodeCorpus(model: Transformer, sources: readonly ArrayLike<number>[], opts: CorpusOptions = {}): Promise<Hypothesis[]> {
+export async function decodeCorpus(model: EncoderDecoderModel, sources: readonly ArrayLike<number>[], opts: CorpusOptions = {}): Promise<Hypothesis[]> {
   const batchSize = opts.batchSize ?? 32, beam = opts.beam ?? 1;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`decodeCorpus: batchSize must be an integer >= 1, got ${batchSize}`);
   const out: Hypothesis[] = sources.map(() => ({ tokens: [], score: 0 }));
@@ -41,8 +41,9 @@ export interface TranslateResult {
 }
 
 // Text in, text out: encode with the tokenizer, cut sources longer than the model's maxLen,
-// decode, and detokenize to one line per sentence. <unk> and <mask> are never emitted.
-export async function translateLines(m: { model: Transformer; tokenizer: BpeTokenizer }, lines: readonly string[], opts: CorpusOptions = {}): Promise<TranslateResult> {
+// decode, and detokenize to one line per sentence. <unk> and <mask> are never emitted (the
+// decoders' default ban list).
+export async function translateLines(m: { model: EncoderDecoderModel; tokenizer: BpeTokenizer }, lines: readonly string[], opts: CorpusOptions = {}): Promise<TranslateResult> {
   const { model, tokenizer } = m;
   const maxLen = model.config.maxLen;
   const truncated: number[] = [];
@@ -55,7 +56,6 @@ export async function translateLines(m: { model: Transformer; tokenizer: BpeToke
   const hyps = await decodeCorpus(model, sources, {
     bosId: tokenizer.bosId, eosId: tokenizer.eosId, padId: tokenizer.padId,
     ...opts,
-    banned: [...new Set([tokenizer.unkId, tokenizer.maskId, ...(opts.banned ?? [])])],
   });
   return { translations: hyps.map((h) => toOneLine(tokenizer.decode(h.tokens))), truncated };
 }

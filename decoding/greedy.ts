@@ -5,12 +5,11 @@
 // the cache, so the remaining steps cost only what is left.
 //
 // Only B ids and 2·B log-probabilities come back from the backend per step; the argmax runs there.
-import { tensor } from "../core/ops/creation.ts";
-import type { Tensor } from "../core/tensor.ts";
-import type { Transformer } from "../nn/models/transformer.ts";
+import { tensor, type Tensor } from "../core/index.ts";
+import type { EncoderDecoderModel } from "../nn/models/index.ts";
 import { backendOf, DecoderRows, inEvalMode, prepareSources, readAndDispose, type DecodeOptions, type Hypothesis, type SourceInput } from "./common.ts";
 
-export async function greedyDecode(model: Transformer, src: SourceInput, opts: DecodeOptions = {}): Promise<Hypothesis[]> {
+export async function greedyDecode(model: EncoderDecoderModel, src: SourceInput, opts: DecodeOptions = {}): Promise<Hypothesis[]> {
   const p = prepareSources(model, src, opts, "greedyDecode");
   if (p.batch === 0) return [];
   return inEvalMode(model, async () => {

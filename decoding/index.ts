@@ -4,3 +4,5 @@ export { greedyDecode } from "./greedy.ts";
 export { beamSearch, beamSearchNBest, type BeamOptions, type ScoredHypothesis } from "./beam.ts";
 export { scoreTargets } from "./score.ts";
 export { decodeCorpus, toOneLine, translateLines, type CorpusOptions, type TranslateResult } from "./corpus.ts";
+export { DEFAULT_BANNED } from "./common.ts";
+export { argmaxAllowed, checkSampling, drawFrom, generate, samplingDistribution, type Generation, type GenerateOptions, type SamplingRule } from "./generate.ts";

@@ -1,14 +1,12 @@
 // Scoring given outputs with one teacher-forced pass (no cache): the reference that incremental
 // decoding is checked against, and what reranking or forced decoding needs.
 //   score(y | x) = Σₜ log p(yₜ | y<ₜ, x) over y₁ … yₙ and the final eos
-import { noGrad } from "../core/autograd.ts";
-import { tensor } from "../core/ops/creation.ts";
-import { tidy } from "../core/scope.ts";
-import type { Transformer } from "../nn/models/transformer.ts";
+import { noGrad, tensor, tidy } from "../core/index.ts";
+import type { EncoderDecoderModel } from "../nn/models/index.ts";
 import { backendOf, inEvalMode, prepareSources, readAndDispose, type DecodeOptions, type SourceInput } from "./common.ts";
 
 // targets[b]: the output tokens of sentence b, without bos/eos. Returns one score per sentence.
-export async function scoreTargets(model: Transformer, src: SourceInput, targets: readonly ArrayLike<number>[], opts: DecodeOptions = {}): Promise<number[]> {
+export async function scoreTargets(model: EncoderDecoderModel, src: SourceInput, targets: readonly ArrayLike<number>[], opts: DecodeOptions = {}): Promise<number[]> {
   const p = prepareSources(model, src, opts, "scoreTargets");
   if (targets.length !== p.batch) throw new Error(`scoreTargets: ${p.batch} sources but ${targets.length} targets`);
   if (p.batch === 0) return [];

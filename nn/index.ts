@@ -1,4 +1,4 @@
-// Hasten nn: modules, layers, models, optimizers and schedules.
+// Hasten nn: modules, layers, models, tasks, training, optimizers and schedules.
 export { Module, ModuleList, type LoadResult, type StateDict } from "./module.ts";
 export * as init from "./init.ts";
 
@@ -13,11 +13,15 @@ export { DecoderCache, KVCache } from "./layers/kv-cache.ts";
 export { EncoderLayer, type LayerConfig } from "./layers/encoder-layer.ts";
 export { DecoderLayer, type DecoderLayerInputs } from "./layers/decoder-layer.ts";
 
-export { Transformer, padMask, transformerConfig, type TransformerConfig } from "./models/transformer.ts";
-export { LM_BENCH_CONFIG, TransformerLM, lmConfig, type LMConfig } from "./models/lm.ts";
-export { loadModelDir, saveModelDir, type ModelDirConfig } from "./models/model-dir.ts";
+// Models: the interfaces (EncoderDecoderModel, CausalLM), the registered kinds, model directories.
+export * from "./models/index.ts";
+// Tasks (training recipes) and the trainer.
+export * from "./tasks/index.ts";
+export * from "./train/index.ts";
+export { checkOption, describeSpec, type OptionSpec, type OptionTable, type OptionValue, type ValueSpec } from "./options.ts";
+export { embedTokens, makePositions, projectTokens } from "./layers/token-io.ts";
 
-export { Optimizer, type OptimizerState, type ParamsInput, type StepOptions } from "./optim/optimizer.ts";
+export { Optimizer, type OptimizerState, type ParamState, type ParamsInput, type StepOptions, type UpdateResult } from "./optim/optimizer.ts";
 export { SGD, type SGDOptions } from "./optim/sgd.ts";
 export { Adam, AdamW, type AdamOptions } from "./optim/adam.ts";
 export { clipGradNorm, clipGradNormAsync } from "./optim/clip.ts";

@@ -1,11 +1,7 @@
 // Parameter initialisers, as in the usual Transformer recipes (fairseq, Vaswani et al. 2017).
 // Values are drawn on the host from a seeded Generator, so the same seed gives the same model on
 // every backend.
-import type { Backend } from "../core/backend.ts";
-import { fromArray } from "../core/ops/run.ts";
-import type { Generator } from "../core/rng.ts";
-import { checkShape, fmt, numel, type Shape } from "../core/shape.ts";
-import type { Tensor } from "../core/tensor.ts";
+import { type Backend, checkShape, fmt, tensor, type Generator, numel, type Shape, type Tensor } from "../core/index.ts";
 
 // fan_in / fan_out of a weight stored PyTorch-style as [out, in, ...receptive field].
 export function fans(shape: Shape): [number, number] {
@@ -19,12 +15,12 @@ export function uniform(shape: Shape, bound: number, generator: Generator, backe
   if (!(bound >= 0)) throw new Error(`uniform: bound must be ≥ 0, got ${bound}`);
   const a = new Float32Array(numel(shape));
   if (bound > 0) generator.fillUniform(a, -bound, bound);
-  return fromArray(a, shape, "float32", backend);
+  return tensor(a, { shape, backend });
 }
 
 export function normal(shape: Shape, std: number, generator: Generator, backend?: Backend): Tensor {
   checkShape("normal", shape);
-  return fromArray(generator.fillNormal(new Float32Array(numel(shape)), 0, std), shape, "float32", backend);
+  return tensor(generator.fillNormal(new Float32Array(numel(shape)), 0, std), { shape, backend });
 }
 
 // Glorot & Bengio (2010): U(−a, a) with a = gain·√(6 / (fan_in + fan_out)) keeps the variance
@@ -42,5 +38,5 @@ export function kaimingUniform(shape: Shape, generator: Generator, backend?: Bac
 
 export function constant(shape: Shape, value: number, backend?: Backend): Tensor {
   checkShape("constant", shape);
-  return fromArray(new Float32Array(numel(shape)).fill(value), shape, "float32", backend);
+  return tensor(new Float32Array(numel(shape)).fill(value), { shape, backend });
 }

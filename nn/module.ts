@@ -5,11 +5,7 @@
 // `this.q = this.registerModule("q", new Linear(...))`. The registry (not field reflection) is
 // what parameters() and stateDict() walk, so names are stable, private helpers are never picked up
 // by accident, and one tensor reachable from two fields (tied embeddings) is registered once.
-import { noGrad } from "../core/autograd.ts";
-import { keep } from "../core/scope.ts";
-import { loadSafetensors, saveSafetensors, type SaveOptions } from "../core/serialize.ts";
-import { fmt } from "../core/shape.ts";
-import type { Tensor } from "../core/tensor.ts";
+import { fmt, keep, loadSafetensors, noGrad, type SaveOptions, saveSafetensors, type Tensor } from "../core/index.ts";
 
 export type StateDict = Record<string, Tensor>;
 

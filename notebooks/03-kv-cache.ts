@@ -41,7 +41,7 @@ noGrad(() => {
   for (let i = 0; i < steps; i++) {
     const next = argmaxLast(logits, 500);
     cached.push(next);
-    logits = tidy(() => Array.from(model.step(tensor([next], { dtype: "int32" }), cache).dataSync()));
+    logits = tidy(() => Array.from(model.decodeStep(tensor([next], { dtype: "int32" }), cache).dataSync()));
   }
   cache.dispose();
 });

@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { getBackend } from "../core/index.ts";
 import { translateLines } from "../decoding/index.ts";
-import { findDataDir, loadModelDir, multi30kFiles, readLines } from "../nn/index.ts";
+import { findDataDir, isEncoderDecoder, loadModelDir, multi30kFiles, readLines, type EncoderDecoderModel, type ModelDir } from "../nn/index.ts";
 import { corpusBleu, formatBleu } from "../nn/metrics/bleu.ts";
 
 const MODEL = fileURLToPath(new URL("../models/ar-de-en", import.meta.url));
@@ -22,13 +22,16 @@ async function main(): Promise<void> {
     await import("./demo.ts");
     return;
   }
-  const m = loadModelDir(MODEL);
+  const loaded = loadModelDir(MODEL);
+  if (!isEncoderDecoder(loaded.model)) throw new Error(`${MODEL} is not a translation model`);
+  const m = loaded as ModelDir<EncoderDecoderModel>;
+  const d = (k: string) => m.config.decoding[k] as number;
   const n = Number(process.env.N ?? 200);
   const dir = findDataDir();
   let pairs: string[][];
   let source: string;
   if (dir) {
-    const f = multi30kFiles("test2016", m.config.src, m.config.tgt, dir);
+    const f = multi30kFiles("test2016", m.config.src ?? "de", m.config.tgt ?? "en", dir);
     const src = readLines(f.src), tgt = readLines(f.tgt);
     pairs = src.slice(0, n).map((s, i) => [s, tgt[i]]);
     source = `the first ${pairs.length} sentences of Multi30k test2016`;
@@ -38,9 +41,9 @@ async function main(): Promise<void> {
   }
   console.log(`Hasten ${m.config.src}→${m.config.tgt} baseline (${(m.model.numParameters() / 1e6).toFixed(2)}M parameters), backend ${getBackend().name}, ${source}\n`);
   const srcLines = pairs.map((p) => p[0]);
-  for (const [label, beam] of [["greedy", 1], [`beam ${m.config.decoding.beam}`, m.config.decoding.beam]] as const) {
+  for (const [label, beam] of [["greedy", 1], [`beam ${d("beam")}`, d("beam")]] as const) {
     const t0 = performance.now();
-    const { translations } = await translateLines(m, srcLines, { beam, lengthPenalty: m.config.decoding.lengthPenalty, maxLenA: m.config.decoding.maxLenA, maxLenB: m.config.decoding.maxLenB });
+    const { translations } = await translateLines(m, srcLines, { beam, lengthPenalty: d("lengthPenalty"), maxLenA: d("maxLenA"), maxLenB: d("maxLenB") });
     const secs = (performance.now() - t0) / 1000;
     if (label === "greedy") {
       for (let i = 0; i < Math.min(4, pairs.length); i++) console.log(`  de:  ${pairs[i][0]}\n  en:  ${translations[i]}\n  ref: ${pairs[i][1]}\n`);

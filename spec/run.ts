@@ -38,4 +38,7 @@ process.stdout.write = write;
 const plain = out.replace(/\x1b\[[0-9;]*m/g, "");
 const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? NaN), passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? NaN);
 const skippedN = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+// The reasons of the counted skips (spec/helpers/skip.ts), just above the closing line.
+const reasons = (globalThis as { __hastenSkipReasons?: string[] }).__hastenSkipReasons ?? [];
+for (const r of [...new Set(reasons)]) console.log(`skipped: ${r}`);
 if (Number.isFinite(total) && Number.isFinite(passed)) console.log(`${passed} passed, ${total - passed} failed, ${skippedN} skipped`);

@@ -11,7 +11,7 @@
 //   tgtIn  = bos y₁ … yₙ            [B, T]  decoder input (teacher forcing)
 //   tgtOut = y₁ … yₙ eos            [B, T]  what the decoder must predict at each position
 // with T = max n + 1, every row right-padded with padId. A model therefore never adds them itself.
-import { mulberry32, shuffleInPlace } from "./shuffle.ts";
+import { mulberry32, shuffleInPlace } from "../../core/index.ts";
 
 export interface Example {
   src: ArrayLike<number>;

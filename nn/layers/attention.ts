@@ -6,12 +6,7 @@
 // Masks enter as an additive bias: 0 where a key is visible, −1e9 where it is not. A finite
 // value (not −∞) keeps a row whose keys are all masked finite (uniform weights instead of NaN);
 // for any row with one visible key, exp(−1e9 − max) is exactly 0 in float32.
-import { isGradEnabled } from "../../core/autograd.ts";
-import { matmulT } from "../../core/ops/linalg.ts";
-import { fromArray } from "../../core/ops/run.ts";
-import { defaultGenerator, type Generator } from "../../core/rng.ts";
-import { fmt } from "../../core/shape.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import { defaultGenerator, fmt, type Generator, isGradEnabled, tensor, type Tensor } from "../../core/index.ts";
 import { Module } from "../module.ts";
 import { Dropout } from "./dropout.ts";
 import type { KVCache } from "./kv-cache.ts";
@@ -46,7 +41,7 @@ export function causalBias(tq: number, tk: number, offset = 0, window?: number, 
       a[i * tk + j] = visible ? 0 : MASKED;
     }
   }
-  return fromArray(a, [tq, tk], "float32", backend);
+  return tensor(a, { shape: [tq, tk], backend });
 }
 
 // q: [B, H, Tq, Dh], k, v: [B, H, Tk, Dh], bias broadcastable to [B, H, Tq, Tk].
@@ -56,7 +51,7 @@ export function scaledDotProductAttention(
 ): { output: Tensor; weights: Tensor } {
   const dh = q.shape[3];
   // Scaling q (T·Dh values) is cheaper than scaling the scores (T·T values) when T > Dh.
-  let scores = matmulT(q.mul(1 / Math.sqrt(dh)), k, false, true); // [B, H, Tq, Tk]
+  let scores = q.mul(1 / Math.sqrt(dh)).matmul(k, { transposeB: true }); // [B, H, Tq, Tk]
   if (bias) scores = scores.add(bias);
   const weights = scores.softmax(-1);
   const output = (drop ? drop(weights) : weights).matmul(v); // [B, H, Tq, Dh]

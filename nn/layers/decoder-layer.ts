@@ -1,7 +1,7 @@
 // Pre-LN decoder layer: causal self-attention, then (encoder-decoder models) cross-attention to
 // the encoder memory, then the feed-forward block; each as x ← x + Dropout(Sublayer(LN(x))).
 // A decoder-only LM uses it with cross: false.
-import type { Tensor } from "../../core/tensor.ts";
+import type { Tensor } from "../../core/index.ts";
 import { Module } from "../module.ts";
 import type { MultiHeadAttention } from "./attention.ts";
 import { Dropout } from "./dropout.ts";

@@ -1,8 +1,6 @@
 // Inverted dropout that follows the module's train/eval mode. Masks come from a seeded
 // Generator, so a run (and a resumed run, given the generator's saved state) is reproducible.
-import { dropout } from "../../core/ops/nn.ts";
-import { defaultGenerator, type Generator } from "../../core/rng.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import { defaultGenerator, dropout, type Generator, type Tensor } from "../../core/index.ts";
 import { Module } from "../module.ts";
 
 export class Dropout extends Module {

@@ -1,10 +1,7 @@
 // A lookup table of token vectors. Initialised N(0, d^-½) as in fairseq's Transformer: the model
 // multiplies by √d on the way in, so the scaled embeddings start with unit variance, and the
 // same table can serve as the (tied) output projection without blowing up the logits.
-import { embedding } from "../../core/ops/indexing.ts";
-import { defaultGenerator, type Generator } from "../../core/rng.ts";
-import { fmt } from "../../core/shape.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import { defaultGenerator, embedding, fmt, type Generator, type Tensor } from "../../core/index.ts";
 import { normal } from "../init.ts";
 import { Module } from "../module.ts";
 

@@ -3,8 +3,7 @@
 //   x ← x + Dropout(Sublayer(LayerNorm(x))),
 // so the residual path is the identity and training is stable without a long warm-up. A pre-LN
 // stack needs one final LayerNorm after its last layer (the models add it).
-import type { Generator } from "../../core/rng.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import type { Generator, Tensor } from "../../core/index.ts";
 import { Module } from "../module.ts";
 import { MultiHeadAttention } from "./attention.ts";
 import { Dropout } from "./dropout.ts";

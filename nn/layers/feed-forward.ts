@@ -1,6 +1,5 @@
 // The position-wise feed-forward block: Linear(D → F) · activation · dropout · Linear(F → D).
-import type { Generator } from "../../core/rng.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import type { Generator, Tensor } from "../../core/index.ts";
 import { Module } from "../module.ts";
 import { Dropout } from "./dropout.ts";
 import { Linear } from "./linear.ts";

@@ -7,11 +7,7 @@
 // Cached tensors are keep()-ed, so they survive the tidy() of each decoding step; replacing one
 // frees the old buffer. The cache is inference-only: appending tensors that carry a gradient
 // graph would free buffers the graph still needs, so that is refused.
-import { isGradEnabled } from "../../core/autograd.ts";
-import { cat } from "../../core/ops/shape.ts";
-import { keep } from "../../core/scope.ts";
-import { fmt } from "../../core/shape.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import { cat, fmt, isGradEnabled, keep, type Tensor } from "../../core/index.ts";
 
 function checkIndex(who: string, index: Tensor): void {
   if (index.dtype !== "int32" || index.ndim !== 1) throw new Error(`${who}: index must be a 1-D int32 tensor of batch rows, got ${index.dtype}${fmt(index.shape)}`);

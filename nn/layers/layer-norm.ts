@@ -1,6 +1,5 @@
 // Layer normalisation over the last dim (Ba et al. 2016), weight 1 and bias 0 at init.
-import { layerNorm } from "../../core/ops/nn.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import { layerNorm, type Tensor } from "../../core/index.ts";
 import { constant } from "../init.ts";
 import { Module } from "../module.ts";
 

@@ -1,8 +1,5 @@
 // y = x·Wᵀ + b, with W stored as [out, in] (PyTorch's layout, so its checkpoints load as is).
-import { matmulT } from "../../core/ops/linalg.ts";
-import { defaultGenerator, type Generator } from "../../core/rng.ts";
-import { fmt } from "../../core/shape.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import { defaultGenerator, fmt, type Generator, linear, type Tensor } from "../../core/index.ts";
 import { constant, kaimingUniform, xavierUniform } from "../init.ts";
 import { Module } from "../module.ts";
 
@@ -32,11 +29,7 @@ export class Linear extends Module {
     if (x.ndim < 1 || k !== this.inFeatures) {
       throw new Error(`Linear: expected input [..., ${this.inFeatures}], got ${fmt(x.shape)}`);
     }
-    // Fold every leading dim into rows: one [rows, in]·[out, in]ᵀ matmul, Wᵀ read in place.
-    const lead = x.shape.slice(0, -1);
-    const x2 = x.ndim === 2 ? x : x.reshape(-1, k);
-    let y = matmulT(x2, this.weight, false, true); // [rows, out]
-    if (this.bias) y = y.add(this.bias);
-    return x.ndim === 2 ? y : y.reshape([...lead, this.outFeatures]);
+    // Every leading dim folds into rows: one [rows, in]·[out, in]ᵀ matmul, Wᵀ read in place.
+    return linear(x, this.weight, this.bias); // [..., out]
   }
 }

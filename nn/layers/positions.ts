@@ -1,10 +1,7 @@
 // Position information added to token embeddings: a fixed sinusoidal table (Vaswani et al.
 // 2017, §3.5) or a learned one. Both return rows [offset, offset + length) of a [maxLen, D] table;
 // the offset is how incremental decoding asks for the position of the next token.
-import { fromArray } from "../../core/ops/run.ts";
-import { defaultGenerator, type Generator } from "../../core/rng.ts";
-import { keep } from "../../core/scope.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import { defaultGenerator, type Generator, keep, tensor, type Tensor } from "../../core/index.ts";
 import { normal } from "../init.ts";
 import { Module } from "../module.ts";
 
@@ -38,7 +35,7 @@ export class SinusoidalPositions extends PositionalEncoding {
         if (i + 1 < dim) a[p * dim + i + 1] = Math.cos(angle);
       }
     }
-    this.table = keep(fromArray(a, [maxLen, dim], "float32"));
+    this.table = keep(tensor(a, { shape: [maxLen, dim] }));
   }
 
   forward(length: number, offset = 0): Tensor {

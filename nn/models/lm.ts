@@ -5,11 +5,7 @@
 // With a KV cache it scores new tokens incrementally: `forward(ids, { cache })` takes the next
 // positions only (one token for plain decoding, k draft tokens at once for speculative
 // decoding, after which `cache.truncate()` rolls back the rejected ones).
-import { noGrad } from "../../core/autograd.ts";
-import { matmulT } from "../../core/ops/linalg.ts";
-import { Generator } from "../../core/rng.ts";
-import { fmt } from "../../core/shape.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import { fmt, Generator, noGrad, type Tensor } from "../../core/index.ts";
 import { DecoderLayer } from "../layers/decoder-layer.ts";
 import { Dropout } from "../layers/dropout.ts";
 import { Embedding } from "../layers/embedding.ts";
@@ -18,8 +14,12 @@ import type { Activation } from "../layers/feed-forward.ts";
 import { DecoderCache } from "../layers/kv-cache.ts";
 import { LayerNorm } from "../layers/layer-norm.ts";
 import { Linear } from "../layers/linear.ts";
-import { LearnedPositions, SinusoidalPositions, type PositionalEncoding } from "../layers/positions.ts";
+import type { PositionalEncoding } from "../layers/positions.ts";
+import { embedTokens, makePositions, paramCount, projectTokens } from "../layers/token-io.ts";
 import { Module, ModuleList } from "../module.ts";
+import type { OptionTable } from "../options.ts";
+import { checkFields, type CausalLM, type DecodeCache, type ModelKind } from "./kinds.ts";
+import { LIMITS } from "./transformer.ts";
 
 export interface LMConfig {
   vocab: number;
@@ -54,15 +54,30 @@ export const LM_BENCH_CONFIG: Readonly<Partial<LMConfig> & { vocab: number }> = 
 });
 
 function checkConfig(c: LMConfig): void {
-  for (const k of ["vocab", "dModel", "heads", "ffn", "maxLen"] as const) {
-    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new Error(`TransformerLM: ${k} must be a positive integer, got ${c[k]}`);
+  const ints: [keyof LMConfig, number][] = [["vocab", LIMITS.vocab], ["dModel", LIMITS.dModel], ["heads", LIMITS.heads], ["ffn", LIMITS.ffn], ["maxLen", LIMITS.maxLen]];
+  for (const [k, max] of ints) {
+    if (!Number.isInteger(c[k]) || (c[k] as number) <= 0 || (c[k] as number) > max) throw new Error(`TransformerLM: ${k} must be an integer in [1, ${max}], got ${String(c[k])}`);
   }
-  if (!Number.isInteger(c.layers) || c.layers < 0) throw new Error(`TransformerLM: layers must be a non-negative integer, got ${c.layers}`);
+  if (!Number.isInteger(c.layers) || c.layers < 0 || c.layers > LIMITS.layers) throw new Error(`TransformerLM: layers must be an integer in [0, ${LIMITS.layers}], got ${c.layers}`);
   if (c.dModel % c.heads !== 0) throw new Error(`TransformerLM: dModel ${c.dModel} must be divisible by heads ${c.heads}`);
   if (c.window !== undefined && (!Number.isInteger(c.window) || c.window < 1)) throw new Error(`TransformerLM: window must be a positive integer, got ${c.window}`);
+  for (const k of ["dropout", "attnDropout"] as const) if (!(typeof c[k] === "number" && c[k] >= 0 && c[k] < 1)) throw new Error(`TransformerLM: ${k} must be a number in [0, 1), got ${String(c[k])}`);
+  if (c.activation !== "relu" && c.activation !== "gelu") throw new Error(`TransformerLM: activation must be relu or gelu, got ${String(c.activation)}`);
+  if (c.positions !== "sinusoidal" && c.positions !== "learned") throw new Error(`TransformerLM: positions must be sinusoidal or learned, got ${String(c.positions)}`);
+  if (typeof c.tieEmbeddings !== "boolean") throw new Error(`TransformerLM: tieEmbeddings must be true or false, got ${String(c.tieEmbeddings)}`);
+  const n = lmParameters(c);
+  if (n > LIMITS.parameters) throw new Error(`TransformerLM: the config implies ${n.toExponential(2)} parameters, more than the limit of ${LIMITS.parameters}`);
 }
 
-export class TransformerLM extends Module {
+// Parameter count of a config, without building it.
+export function lmParameters(c: LMConfig): number {
+  const d = c.dModel;
+  const layer = paramCount.attention(d) + paramCount.feedForward(d, c.ffn) + 2 * paramCount.layerNorm(d);
+  return c.vocab * d + (c.positions === "learned" ? c.maxLen * d : 0) + c.layers * layer + paramCount.layerNorm(d) + (c.tieEmbeddings ? 0 : c.vocab * d);
+}
+
+export class TransformerLM extends Module implements CausalLM {
+  readonly family = "causal-lm" as const;
   readonly config: LMConfig;
   readonly embed: Embedding;
   readonly positions: PositionalEncoding;
@@ -83,9 +98,7 @@ export class TransformerLM extends Module {
       activation: c.activation, generator: g, dropoutGenerator: this.dropoutGenerator,
     };
     this.embed = this.registerModule("embed", new Embedding(c.vocab, c.dModel, { generator: g }));
-    this.positions = this.registerModule("positions", c.positions === "learned"
-      ? new LearnedPositions(c.maxLen, c.dModel, { generator: g })
-      : new SinusoidalPositions(c.maxLen, c.dModel));
+    this.positions = this.registerModule("positions", makePositions(c.positions, c.maxLen, c.dModel, g));
     this.layers = this.registerModule("layers", new ModuleList(Array.from({ length: c.layers }, () => new DecoderLayer({ ...lc, cross: false }))));
     this.norm = this.registerModule("norm", new LayerNorm(c.dModel));
     if (!c.tieEmbeddings) this.outProj = this.registerModule("outProj", new Linear(c.dModel, c.vocab, { bias: false, generator: g }));
@@ -95,22 +108,17 @@ export class TransformerLM extends Module {
   // ids: [B, T] int32 → logits [B, T, V]. With a cache (inference, under noGrad) ids are the next
   // positions, the first at position cache.length. padMask: [B, T] (with a cache [B, cached + T]),
   // nonzero at padding; needed only for left padding.
-  forward(ids: Tensor, opts: { cache?: DecoderCache; padMask?: Tensor } = {}): Tensor {
+  forward(ids: Tensor, opts: { cache?: DecodeCache; padMask?: Tensor } = {}): Tensor {
     if (ids.dtype !== "int32" || ids.ndim !== 2) throw new Error(`TransformerLM: expected [B, T] int32 token ids, got ${ids.dtype}${fmt(ids.shape)}`);
-    const { cache, padMask } = opts;
-    const d = this.config.dModel;
-    const offset = cache?.length ?? 0;
-    let x = this.embed.forward(ids).mul(Math.sqrt(d)).add(this.positions.forward(ids.shape[1], offset)); // [B, T, D]
-    x = this.drop.forward(x);
+    const { padMask } = opts;
+    const cache = opts.cache as DecoderCache | undefined;
+    let x = embedTokens(this.embed, this.positions, this.drop, ids, cache?.length ?? 0); // [B, T, D]
     let i = 0;
     for (const layer of this.layers) {
       x = layer.forward(x, { selfPadMask: padMask, selfCache: cache?.self[i], window: this.config.window });
       i++;
     }
-    const h = this.norm.forward(x);
-    if (this.outProj) return this.outProj.forward(h);
-    const [b, t] = ids.shape;
-    return matmulT(h.reshape(b * t, d), this.embed.weight, false, true).reshape(b, t, this.config.vocab);
+    return projectTokens(this.norm.forward(x), (this.outProj ?? this.embed).weight); // [B, T, V]
   }
 
   createCache(): DecoderCache {
@@ -118,9 +126,50 @@ export class TransformerLM extends Module {
   }
 
   // lastTokens [B] int32 → next-token logits [B, V]; appends one position to the cache.
-  step(lastTokens: Tensor, cache: DecoderCache): Tensor {
-    if (lastTokens.dtype !== "int32" || lastTokens.ndim !== 1) throw new Error(`TransformerLM.step: expected [B] int32 token ids, got ${lastTokens.dtype}${fmt(lastTokens.shape)}`);
+  decodeStep(lastTokens: Tensor, cache: DecodeCache): Tensor {
+    if (lastTokens.dtype !== "int32" || lastTokens.ndim !== 1) throw new Error(`TransformerLM.decodeStep: expected [B] int32 token ids, got ${lastTokens.dtype}${fmt(lastTokens.shape)}`);
     const b = lastTokens.shape[0];
     return noGrad(() => this.forward(lastTokens.reshape(b, 1), { cache }).reshape(b, this.config.vocab));
   }
 }
+
+// ---- the model kind "lm" ----
+
+// The stored config keeps every field (window: null when absent, since JSON has no undefined).
+const FIELDS = ["vocab", "dModel", "heads", "ffn", "layers", "dropout", "attnDropout", "activation", "maxLen", "positions", "tieEmbeddings", "window", "seed"];
+
+const OPTIONS: OptionTable = {
+  dModel: { spec: { kind: "int", min: 1, max: LIMITS.dModel }, default: 256, help: "model width" },
+  heads: { spec: { kind: "int", min: 1, max: LIMITS.heads }, default: 4, help: "attention heads" },
+  ffn: { spec: { kind: "int", min: 1, max: LIMITS.ffn }, default: 1024, help: "feed-forward width" },
+  layers: { spec: { kind: "int", min: 0, max: LIMITS.layers }, default: 4, help: "decoder layers" },
+  dropout: { spec: { kind: "number", min: 0, max: 0.99 }, default: 0.1, help: "residual/embedding dropout" },
+  attnDropout: { spec: { kind: "number", min: 0, max: 0.99 }, default: 0, help: "attention-weight dropout" },
+  activation: { spec: { kind: "enum", values: ["relu", "gelu"] }, default: "gelu", help: "feed-forward activation" },
+  positions: { spec: { kind: "enum", values: ["sinusoidal", "learned"] }, default: "learned", help: "position encoding" },
+  tieEmbeddings: { spec: { kind: "bool" }, default: true, help: "output projection = token embedding" },
+  maxLen: { spec: { kind: "int", min: 2, max: LIMITS.maxLen }, default: 256, help: "longest context the positions cover" },
+  window: { spec: { kind: "int", min: 0 }, default: 0, help: "attend only to the last N positions (0: all)" },
+};
+
+export const lmKind: ModelKind<LMConfig> = {
+  name: "lm",
+  family: "causal-lm",
+  summary: "decoder-only Transformer language model (pre-LN, causal)",
+  options: OPTIONS,
+  fromOptions: (o, v) => lmConfig({
+    vocab: v.size, dModel: o.dModel as number, heads: o.heads as number, ffn: o.ffn as number, layers: o.layers as number,
+    dropout: o.dropout as number, attnDropout: o.attnDropout as number, activation: o.activation as Activation, maxLen: o.maxLen as number,
+    positions: o.positions as LMConfig["positions"], tieEmbeddings: o.tieEmbeddings as boolean,
+    window: (o.window as number) > 0 ? (o.window as number) : undefined, seed: v.seed,
+  }),
+  check: (raw) => {
+    // JSON has no undefined: a config without a window may store null or leave the field out.
+    const withWindow = typeof raw === "object" && raw !== null && !("window" in raw) ? { ...raw, window: null } : raw;
+    const r = checkFields("lm config", withWindow, FIELDS);
+    return lmConfig({ ...(r as unknown as LMConfig), window: r.window === null ? undefined : (r.window as number) });
+  },
+  numParameters: lmParameters,
+  vocab: (c) => ({ sizes: [c.vocab] }),
+  build: (c) => new TransformerLM(c),
+};

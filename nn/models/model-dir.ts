@@ -1,8 +1,17 @@
-// A trained translation model on disk: one directory a fresh clone can load with no other input.
+// A trained model on disk: one directory a fresh clone can load with no other input.
 //
-//   DIR/config.json        {format, version, task, src, tgt, model: TransformerConfig, decoding, training?}
-//   DIR/tokenizer.json     the joint BPE vocabulary (nn/tokenizer)
+//   DIR/config.json        {format, version: 2, kind, config, task, src?, tgt?, decoding, training?}
+//   DIR/tokenizer.json     the BPE vocabulary (nn/tokenizer)
 //   DIR/model.safetensors  the parameters, by their stateDict() names
+//
+// `kind` names a registered model kind (nn/models/registry.ts) and `config` is that kind's config;
+// `task` says what the model was trained for, and `decoding` holds that task's decoding defaults
+// (translation: maxLenA, maxLenB, beam, lengthPenalty). Version 1 directories (translation only,
+// the Transformer's config under `model`) still load, as kind "transformer".
+//
+// Loading trusts nothing: the config is checked against the kind's bounds, the parameter count
+// it implies against the weight file's shapes, before anything is allocated; the weights must be
+// finite, and a checksum Hasten wrote is verified by the safetensors reader.
 //
 // Saving never leaves half a directory behind: everything is written into a hidden sibling
 // directory, which is then renamed into place (rename is atomic within one filesystem). Replacing
@@ -10,52 +19,47 @@
 // the old model intact in its hidden ".DIR.old-*" sibling, never a mix of the two. Files in an
 // existing DIR that are not ours (a README, evaluation notes) are carried over.
 import { randomBytes } from "node:crypto";
-import { closeSync, cpSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import "../../core/index.ts"; // a fresh process that only loads a model still gets the cpu backend
-import { writeFileAtomic } from "../../core/atomic-write.ts";
-import { saveSafetensors } from "../../core/serialize.ts";
+import { fromRaw, getBackend, readSafetensors, saveSafetensors, syncDirectory, writeFileAtomic, type RawTensor, type Tensor } from "../../core/index.ts";
 import { BpeTokenizer } from "../tokenizer/bpe.ts";
-import { Transformer, transformerConfig, type TransformerConfig } from "./transformer.ts";
+import { getModelKind, type AnyModel } from "./kinds.ts";
+import "./registry.ts";
 
-export interface DecodingDefaults {
-  // Longest output (tokens, eos excluded) for a source of n tokens: floor(maxLenA · n + maxLenB),
-  // capped by the model's maxLen − 1.
-  maxLenA: number;
-  maxLenB: number;
-  beam: number;
-  // Exponent α of the length normalisation score / len^α (decoding/beam.ts).
-  lengthPenalty: number;
-}
+export type DecodingDefaults = Record<string, number | string | boolean>;
 
 export interface ModelDirConfig {
-  task: "translation";
-  src: string; // source language, e.g. "de"
-  tgt: string; // target language, e.g. "en"
-  model: TransformerConfig;
+  kind: string; // a registered model kind
+  config: object; // that kind's config
+  task: string; // what it was trained for: "translation", "lm", …
+  src?: string; // translation: source language, e.g. "de"
+  tgt?: string;
   decoding: DecodingDefaults;
   training?: Record<string, unknown>; // provenance: command, steps, time, data
 }
 
-export interface ModelDir {
-  model: Transformer;
+export interface ModelDir<M extends AnyModel = AnyModel> {
+  model: M;
   tokenizer: BpeTokenizer;
   config: ModelDirConfig;
 }
 
 export const MODEL_DIR_FORMAT = "hasten-model-dir";
-export const MODEL_DIR_VERSION = 1;
+export const MODEL_DIR_VERSION = 2;
 export const MODEL_DIR_FILES = { config: "config.json", tokenizer: "tokenizer.json", weights: "model.safetensors" } as const;
 const OURS = new Set<string>(Object.values(MODEL_DIR_FILES));
 
 export async function saveModelDir(dir: string, m: ModelDir, opts: { floatDtype?: "F32" | "F16" } = {}): Promise<void> {
   const target = resolve(dir);
-  const config = checkConfig(m.config, "saveModelDir");
-  checkAgreement(config, m.tokenizer, "saveModelDir");
-  const differ = (Object.keys(config.model) as (keyof TransformerConfig)[]).filter((k) => m.model.config[k] !== config.model[k]);
+  const config = checkDirConfig(m.config, "saveModelDir");
+  const kind = getModelKind(config.kind);
+  if (m.model.family !== kind.family) fail("saveModelDir", `the model is ${m.model.family} but kind "${kind.name}" is ${kind.family}`);
+  const own = m.model.config as unknown as Record<string, unknown>, want = config.config as Record<string, unknown>;
+  const differ = Object.keys(want).filter((k) => own[k] !== want[k] && !(own[k] === undefined && want[k] === null));
   if (differ.length > 0) {
-    throw new Error(`saveModelDir: config.model differs from the model's own config in ${differ.map((k) => `${k} (${show(config.model[k])} vs ${show(m.model.config[k])})`).join(", ")}`);
+    fail("saveModelDir", `config differs from the model's own config in ${differ.map((k) => `${k} (${show(want[k])} vs ${show(own[k])})`).join(", ")}`);
   }
+  checkAgreement(config, m.tokenizer, "saveModelDir");
   const old = existsSync(target) ? checkReplaceable(target) : undefined;
   mkdirSync(dirname(target), { recursive: true });
   const tag = `${process.pid}-${randomBytes(6).toString("hex")}`;
@@ -65,12 +69,13 @@ export async function saveModelDir(dir: string, m: ModelDir, opts: { floatDtype?
     // Weights first: they are read from the backend (async) and are the likeliest to fail.
     await saveSafetensors(join(tmp, MODEL_DIR_FILES.weights), m.model.stateDict(), {
       floatDtype: opts.floatDtype ?? "F32",
-      metadata: { format: MODEL_DIR_FORMAT, src: config.src, tgt: config.tgt },
+      metadata: { format: MODEL_DIR_FORMAT, kind: config.kind },
     });
     writeFileAtomic(join(tmp, MODEL_DIR_FILES.tokenizer), JSON.stringify(m.tokenizer.toJSON()));
-    writeFileAtomic(join(tmp, MODEL_DIR_FILES.config), JSON.stringify({ format: MODEL_DIR_FORMAT, version: MODEL_DIR_VERSION, ...config }, null, 2) + "\n");
+    const json = { format: MODEL_DIR_FORMAT, version: MODEL_DIR_VERSION, ...config, config: jsonConfig(config.config) };
+    writeFileAtomic(join(tmp, MODEL_DIR_FILES.config), JSON.stringify(json, null, 2) + "\n");
     for (const name of old ?? []) if (!OURS.has(name)) cpSync(join(target, name), join(tmp, name), { recursive: true });
-    syncDir(tmp);
+    syncDirectory(tmp);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
@@ -88,7 +93,21 @@ export async function saveModelDir(dir: string, m: ModelDir, opts: { floatDtype?
     }
     rmSync(aside, { recursive: true, force: true });
   }
-  syncDir(dirname(target));
+  syncDirectory(dirname(target));
+}
+
+// The config.json of a model directory, checked (format, version, kind, the kind's config).
+export function readModelDirConfig(dir: string): ModelDirConfig {
+  const root = resolve(dir);
+  const configPath = join(root, MODEL_DIR_FILES.config);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(configPath, "utf8"));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(code === "ENOENT" ? `loadModelDir: ${configPath} is missing (a model directory holds ${Object.values(MODEL_DIR_FILES).join(", ")})` : `loadModelDir: ${configPath} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseConfig(raw, configPath);
 }
 
 // Loads, validates and returns the model in eval mode (on the current backend).
@@ -101,25 +120,33 @@ export function loadModelDir(dir: string): ModelDir {
     if (!existsSync(p)) throw new Error(`loadModelDir: ${p} is missing (a model directory holds ${Object.values(MODEL_DIR_FILES).join(", ")})`);
     return p;
   };
-  const configPath = path(MODEL_DIR_FILES.config);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(configPath, "utf8"));
-  } catch (e) {
-    throw new Error(`loadModelDir: ${configPath} is not valid JSON: ${(e as Error).message}`);
-  }
-  const config = parseConfig(raw, configPath);
+  path(MODEL_DIR_FILES.config);
+  const config = readModelDirConfig(root);
+  const kind = getModelKind(config.kind);
   const tokenizer = BpeTokenizer.load(path(MODEL_DIR_FILES.tokenizer));
   checkAgreement(config, tokenizer, `loadModelDir: ${root}`);
-  const weights = path(MODEL_DIR_FILES.weights);
-  const model = new Transformer(config.model);
+  const weightsPath = path(MODEL_DIR_FILES.weights);
+  let tensors: Record<string, RawTensor>;
   try {
-    model.load(weights);
+    tensors = readSafetensors(weightsPath).tensors;
   } catch (e) {
-    model.dispose();
     throw new Error(`loadModelDir: ${(e as Error).message}`);
   }
-  return { model: model.eval(), tokenizer, config };
+  checkWeights(weightsPath, tensors, kind.numParameters(config.config));
+  const model = kind.build(config.config);
+  const backend = model.parameters()[0]?.backend ?? getBackend();
+  const dict: Record<string, Tensor> = {};
+  try {
+    for (const [name, raw] of Object.entries(tensors)) dict[name] = fromRaw(raw, name, backend);
+    model.loadStateDict(dict);
+  } catch (e) {
+    model.dispose();
+    throw new Error(`loadModelDir: ${weightsPath}: ${(e as Error).message}`);
+  } finally {
+    for (const t of Object.values(dict)) t.dispose();
+  }
+  model.eval();
+  return { model, tokenizer, config };
 }
 
 // ---- validation ----
@@ -130,58 +157,103 @@ function fail(where: string, what: string): never {
 
 const show = (v: unknown) => (v === undefined ? "nothing" : JSON.stringify(v));
 
-// The config file: format/version stamp, then the same checks as saving.
+// undefined fields (an LM without a window) become null, so that JSON keeps every field.
+function jsonConfig(c: object): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(c)) out[k] = v === undefined ? null : v;
+  return out;
+}
+
+// Before building: the weights must hold exactly as many values as the config implies (a damaged
+// config, e.g. 100,000 layers, is refused here instead of allocating gigabytes), and every float
+// must be finite (flipped bytes in an unchecksummed file often make NaN or ±∞).
+function checkWeights(path: string, tensors: Record<string, RawTensor>, expected: number): void {
+  let total = 0;
+  for (const raw of Object.values(tensors)) total += raw.shape.reduce((a, b) => a * b, 1);
+  if (total !== expected) {
+    fail("loadModelDir", `${path} holds ${total} values but the config implies ${expected} parameters; the config or the weights are damaged, or they belong to different models`);
+  }
+  for (const [name, raw] of Object.entries(tensors)) {
+    const at = firstNonFinite(raw);
+    if (at >= 0) fail("loadModelDir", `${path}: tensor ${name} holds a non-finite value at flat index ${at}; the weights are damaged`);
+  }
+}
+
+// Index of the first NaN or ±∞ in a raw float tensor, read straight from its bytes (-1: none;
+// integer tensors have none). F16 and BF16 encode NaN/∞ as an exponent field of all ones.
+function firstNonFinite(raw: RawTensor): number {
+  const b = raw.data;
+  if (raw.dtype === "F32" || raw.dtype === "F64") {
+    const v = raw.dtype === "F32" ? new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) : new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return i;
+    return -1;
+  }
+  if (raw.dtype !== "F16" && raw.dtype !== "BF16") return -1;
+  const mask = raw.dtype === "F16" ? 0x7c00 : 0x7f80;
+  for (let i = 0; 2 * i + 1 < b.length; i++) if (((b[2 * i] | (b[2 * i + 1] << 8)) & mask) === mask) return i;
+  return -1;
+}
+
 function parseConfig(raw: unknown, where: string): ModelDirConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(where, `expected a JSON object, got ${show(raw)}`);
   const { format, version, ...rest } = raw as Record<string, unknown>;
   if (format !== MODEL_DIR_FORMAT) fail(where, `expected format "${MODEL_DIR_FORMAT}", got ${show(format)}`);
-  if (version !== MODEL_DIR_VERSION) fail(where, `expected version ${MODEL_DIR_VERSION}, got ${show(version)}`);
-  return checkConfig(rest as unknown as ModelDirConfig, where);
+  if (version === 1) {
+    // Version 1: translation Transformers, the config under "model".
+    const { model, task, ...v1 } = rest;
+    if (task !== "translation") fail(where, `version 1 directories hold translation models, got task ${show(task)}`);
+    return checkDirConfig({ ...v1, kind: "transformer", config: model, task } as unknown as ModelDirConfig, where);
+  }
+  if (version !== MODEL_DIR_VERSION) fail(where, `expected version 1 or ${MODEL_DIR_VERSION}, got ${show(version)}`);
+  return checkDirConfig(rest as unknown as ModelDirConfig, where);
 }
 
-// Every field present and of the right kind; the model config is checked by transformerConfig,
-// and must name exactly the fields a TransformerConfig has (a typo would otherwise be ignored).
-function checkConfig(c: ModelDirConfig, where: string): ModelDirConfig {
-  if (c.task !== "translation") fail(where, `task must be "translation", got ${show(c.task)}`);
-  for (const k of ["src", "tgt"] as const) if (typeof c[k] !== "string" || c[k] === "") fail(where, `${k} must be a language code such as "de", got ${show(c[k])}`);
-  if (typeof c.model !== "object" || c.model === null) fail(where, `model must be a TransformerConfig object, got ${show(c.model)}`);
-  const want = Object.keys(transformerConfig({ vocab: 1, dModel: 1, heads: 1 })).sort();
-  const got = Object.keys(c.model).sort();
-  const missing = want.filter((k) => !got.includes(k)), extra = got.filter((k) => !want.includes(k));
-  if (missing.length || extra.length) {
-    fail(where, `model config: ${[missing.length ? `missing ${missing.join(", ")}` : "", extra.length ? `unknown ${extra.join(", ")}` : ""].filter(Boolean).join("; ")}`);
-  }
-  let model: TransformerConfig;
+// Every field present and of the right kind; the model config is checked by its kind.
+function checkDirConfig(c: ModelDirConfig, where: string): ModelDirConfig {
+  const known = ["kind", "config", "task", "src", "tgt", "decoding", "training"];
+  const extra = Object.keys(c).filter((k) => !known.includes(k));
+  if (extra.length) fail(where, `unknown field${extra.length > 1 ? "s" : ""} ${extra.join(", ")}`);
+  if (typeof c.kind !== "string") fail(where, `kind must name a model kind, got ${show(c.kind)}`);
+  let kind;
   try {
-    model = transformerConfig(c.model);
+    kind = getModelKind(c.kind);
   } catch (e) {
-    fail(where, `model config: ${(e as Error).message}`);
+    fail(where, (e as Error).message);
   }
-  const d = c.decoding as DecodingDefaults | undefined;
-  if (typeof d !== "object" || d === null) fail(where, `decoding must be an object {maxLenA, maxLenB, beam, lengthPenalty}, got ${show(d)}`);
-  const nonNeg = (k: keyof DecodingDefaults) => {
-    if (typeof d[k] !== "number" || !Number.isFinite(d[k]) || d[k] < 0) fail(where, `decoding.${k} must be a finite number >= 0, got ${show(d[k])}`);
-  };
-  nonNeg("maxLenA");
-  nonNeg("maxLenB");
-  nonNeg("lengthPenalty");
-  if (!Number.isInteger(d.beam) || d.beam < 1) fail(where, `decoding.beam must be an integer >= 1, got ${show(d.beam)}`);
+  let config: object;
+  try {
+    config = kind.check(c.config);
+  } catch (e) {
+    fail(where, `config: ${(e as Error).message}`);
+  }
+  if (typeof c.task !== "string" || c.task === "") fail(where, `task must be a non-empty string, got ${show(c.task)}`);
+  for (const k of ["src", "tgt"] as const) if (c[k] !== undefined && (typeof c[k] !== "string" || c[k] === "")) fail(where, `${k} must be a language code such as "de", got ${show(c[k])}`);
+  if (c.task === "translation" && (c.src === undefined || c.tgt === undefined)) fail(where, `a translation model needs src and tgt`);
+  const d = c.decoding;
+  if (typeof d !== "object" || d === null || Array.isArray(d)) fail(where, `decoding must be an object of settings, got ${show(d)}`);
+  for (const [k, v] of Object.entries(d)) {
+    if (typeof v === "number" && !(Number.isFinite(v) && v >= 0)) fail(where, `decoding.${k} must be a finite number >= 0, got ${show(v)}`);
+    if (typeof v !== "number" && typeof v !== "string" && typeof v !== "boolean") fail(where, `decoding.${k} must be a number, a string or a boolean, got ${show(v)}`);
+  }
+  if (c.task === "translation") {
+    for (const k of ["maxLenA", "maxLenB", "lengthPenalty"]) if (typeof d[k] !== "number") fail(where, `decoding.${k} must be a finite number >= 0, got ${show(d[k])}`);
+    if (!Number.isInteger(d.beam) || (d.beam as number) < 1) fail(where, `decoding.beam must be an integer >= 1, got ${show(d.beam)}`);
+  }
   if (c.training !== undefined && (typeof c.training !== "object" || c.training === null)) fail(where, `training must be an object, got ${show(c.training)}`);
-  const out: ModelDirConfig = {
-    task: "translation", src: c.src, tgt: c.tgt, model,
-    decoding: { maxLenA: d.maxLenA, maxLenB: d.maxLenB, beam: d.beam, lengthPenalty: d.lengthPenalty },
-  };
+  const out: ModelDirConfig = { kind: c.kind, config, task: c.task, decoding: { ...d } };
+  if (c.src !== undefined) out.src = c.src;
+  if (c.tgt !== undefined) out.tgt = c.tgt;
   if (c.training !== undefined) out.training = c.training;
   return out;
 }
 
-// The tokenizer's ids must be the model's ids: same vocabulary size on both sides, same pad id.
+// The tokenizer's ids must be the model's ids: every vocabulary size, and the pad id.
 function checkAgreement(c: ModelDirConfig, tok: BpeTokenizer, where: string): void {
-  const { srcVocab, tgtVocab, padId } = c.model;
-  if (srcVocab !== tok.vocabSize || tgtVocab !== tok.vocabSize) {
-    fail(where, `the tokenizer has ${tok.vocabSize} tokens but the model expects srcVocab ${srcVocab} and tgtVocab ${tgtVocab}`);
+  const need = getModelKind(c.kind).vocab(c.config);
+  if (need.sizes.some((n) => n !== tok.vocabSize)) {
+    fail(where, `the tokenizer has ${tok.vocabSize} tokens but the model expects vocabularies of ${need.sizes.join(" and ")}`);
   }
-  if (padId !== tok.padId) fail(where, `the model's padId is ${padId} but the tokenizer's is ${tok.padId}`);
+  if (need.padId !== undefined && need.padId !== tok.padId) fail(where, `the model's padId is ${need.padId} but the tokenizer's is ${tok.padId}`);
 }
 
 // An existing target may be replaced only when it looks like a model directory (or is empty):
@@ -193,18 +265,4 @@ function checkReplaceable(target: string): string[] {
     throw new Error(`saveModelDir: refusing to replace ${target}: it is not empty and holds no ${MODEL_DIR_FILES.config}, so it is not a model directory`);
   }
   return entries;
-}
-
-// fsync a directory so that the entries just created in it survive a power loss (best effort).
-function syncDir(dir: string): void {
-  try {
-    const fd = openSync(dir, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // not supported on every platform; the files themselves were fsynced
-  }
 }

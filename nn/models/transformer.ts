@@ -5,11 +5,7 @@
 //
 // The batcher supplies tgtIn = bos y₁…yₙ and tgtOut = y₁…yₙ eos; the model never adds them.
 // Padding masks are [B, S] tensors, nonzero at padding (see padMask()).
-import { noGrad } from "../../core/autograd.ts";
-import { matmulT } from "../../core/ops/linalg.ts";
-import { Generator } from "../../core/rng.ts";
-import { fmt } from "../../core/shape.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import { fmt, Generator, noGrad, type Tensor } from "../../core/index.ts";
 import { DecoderLayer } from "../layers/decoder-layer.ts";
 import { Dropout } from "../layers/dropout.ts";
 import { Embedding } from "../layers/embedding.ts";
@@ -18,8 +14,11 @@ import type { Activation } from "../layers/feed-forward.ts";
 import { DecoderCache } from "../layers/kv-cache.ts";
 import { LayerNorm } from "../layers/layer-norm.ts";
 import { Linear } from "../layers/linear.ts";
-import { LearnedPositions, SinusoidalPositions, type PositionalEncoding } from "../layers/positions.ts";
+import type { PositionalEncoding } from "../layers/positions.ts";
+import { embedTokens, makePositions, paramCount, projectTokens } from "../layers/token-io.ts";
 import { Module, ModuleList } from "../module.ts";
+import type { OptionTable } from "../options.ts";
+import { checkFields, type DecodeCache, type EncoderDecoderModel, type ModelKind } from "./kinds.ts";
 
 export interface TransformerConfig {
   srcVocab: number;
@@ -54,14 +53,36 @@ export function transformerConfig(c: Partial<TransformerConfig> & ({ vocab: numb
   return cfg;
 }
 
+// Upper bounds far above anything trainable here, so that a damaged or hostile config is refused
+// before it allocates: ids must stay exact as float32 on the gpujs backend (2²⁴).
+export const LIMITS = { vocab: 1 << 24, dModel: 1 << 16, ffn: 1 << 20, layers: 1024, maxLen: 1 << 20, heads: 1024, parameters: 2 ** 31 };
+
 function checkConfig(c: TransformerConfig): void {
-  const ints: (keyof TransformerConfig)[] = ["srcVocab", "tgtVocab", "dModel", "heads", "ffn", "maxLen"];
-  for (const k of ints) if (!Number.isInteger(c[k]) || (c[k] as number) <= 0) throw new Error(`Transformer: ${k} must be a positive integer, got ${String(c[k])}`);
-  for (const k of ["encLayers", "decLayers"] as const) if (!Number.isInteger(c[k]) || c[k] < 0) throw new Error(`Transformer: ${k} must be a non-negative integer, got ${c[k]}`);
+  const ints: [keyof TransformerConfig, number][] = [["srcVocab", LIMITS.vocab], ["tgtVocab", LIMITS.vocab], ["dModel", LIMITS.dModel], ["heads", LIMITS.heads], ["ffn", LIMITS.ffn], ["maxLen", LIMITS.maxLen]];
+  for (const [k, max] of ints) if (!Number.isInteger(c[k]) || (c[k] as number) <= 0 || (c[k] as number) > max) throw new Error(`Transformer: ${k} must be an integer in [1, ${max}], got ${String(c[k])}`);
+  for (const k of ["encLayers", "decLayers"] as const) if (!Number.isInteger(c[k]) || c[k] < 0 || c[k] > LIMITS.layers) throw new Error(`Transformer: ${k} must be an integer in [0, ${LIMITS.layers}], got ${c[k]}`);
   if (c.dModel % c.heads !== 0) throw new Error(`Transformer: dModel ${c.dModel} must be divisible by heads ${c.heads}`);
   if (c.tieEmbeddings && c.srcVocab !== c.tgtVocab) {
     throw new Error(`Transformer: tieEmbeddings needs a joint vocabulary, got srcVocab ${c.srcVocab} and tgtVocab ${c.tgtVocab}`);
   }
+  for (const k of ["dropout", "attnDropout"] as const) if (!(typeof c[k] === "number" && c[k] >= 0 && c[k] < 1)) throw new Error(`Transformer: ${k} must be a number in [0, 1), got ${String(c[k])}`);
+  if (c.activation !== "relu" && c.activation !== "gelu") throw new Error(`Transformer: activation must be relu or gelu, got ${String(c.activation)}`);
+  if (c.positions !== "sinusoidal" && c.positions !== "learned") throw new Error(`Transformer: positions must be sinusoidal or learned, got ${String(c.positions)}`);
+  for (const k of ["tieEmbeddings", "tieOutput"] as const) if (typeof c[k] !== "boolean") throw new Error(`Transformer: ${k} must be true or false, got ${String(c[k])}`);
+  if (!Number.isInteger(c.padId) || c.padId < 0 || c.padId >= c.tgtVocab) throw new Error(`Transformer: padId must be an id in [0, ${c.tgtVocab}), got ${String(c.padId)}`);
+  if (typeof c.seed !== "number" && typeof c.seed !== "string") throw new Error(`Transformer: seed must be a number or a string, got ${String(c.seed)}`);
+  const n = transformerParameters(c);
+  if (n > LIMITS.parameters) throw new Error(`Transformer: the config implies ${n.toExponential(2)} parameters, more than the limit of ${LIMITS.parameters}`);
+}
+
+// Parameter count of a config, without building it (numParameters() of the built model).
+export function transformerParameters(c: TransformerConfig): number {
+  const d = c.dModel;
+  const enc = paramCount.attention(d) + paramCount.feedForward(d, c.ffn) + 2 * paramCount.layerNorm(d);
+  const dec = 2 * paramCount.attention(d) + paramCount.feedForward(d, c.ffn) + 3 * paramCount.layerNorm(d);
+  const embeddings = c.tieEmbeddings ? c.srcVocab * d : (c.srcVocab + c.tgtVocab) * d;
+  return embeddings + (c.positions === "learned" ? c.maxLen * d : 0) + c.encLayers * enc + c.decLayers * dec +
+    2 * paramCount.layerNorm(d) + (!c.tieEmbeddings && !c.tieOutput ? c.tgtVocab * d : 0);
 }
 
 // [B, S] int32 ids → [B, S] float32, 1 at padding.
@@ -109,7 +130,8 @@ class Decoder extends Module {
   }
 }
 
-export class Transformer extends Module {
+export class Transformer extends Module implements EncoderDecoderModel {
+  readonly family = "encoder-decoder" as const;
   readonly config: TransformerConfig;
   readonly srcEmbed: Embedding;
   readonly tgtEmbed: Embedding; // the same object as srcEmbed when tied
@@ -137,9 +159,7 @@ export class Transformer extends Module {
       this.srcEmbed = this.registerModule("srcEmbed", new Embedding(c.srcVocab, c.dModel, { generator: g }));
       this.tgtEmbed = this.registerModule("tgtEmbed", new Embedding(c.tgtVocab, c.dModel, { generator: g }));
     }
-    this.positions = this.registerModule("positions", c.positions === "learned"
-      ? new LearnedPositions(c.maxLen, c.dModel, { generator: g })
-      : new SinusoidalPositions(c.maxLen, c.dModel));
+    this.positions = this.registerModule("positions", makePositions(c.positions, c.maxLen, c.dModel, g));
     this.encoder = this.registerModule("encoder", new Encoder(c.encLayers, lc));
     this.decoder = this.registerModule("decoder", new Decoder(c.decLayers, lc));
     if (!c.tieEmbeddings && !c.tieOutput) {
@@ -148,24 +168,16 @@ export class Transformer extends Module {
     this.drop = this.registerModule("drop", new Dropout(c.dropout, this.dropoutGenerator));
   }
 
-  // ids: [B, T] → √D · E[ids] + P[offset …]  [B, T, D]
-  private embed(e: Embedding, ids: Tensor, offset: number): Tensor {
-    const x = e.forward(ids).mul(Math.sqrt(this.config.dModel)).add(this.positions.forward(ids.shape[1], offset));
-    return this.drop.forward(x);
-  }
 
   // src: [B, S] int32 → memory [B, S, D]. The padding mask defaults to src == padId.
   encode(src: Tensor, srcPadMask: Tensor = padMask(src, this.config.padId)): Tensor {
     checkIds("Transformer.encode", src, 2);
-    return this.encoder.forward(this.embed(this.srcEmbed, src, 0), srcPadMask);
+    return this.encoder.forward(embedTokens(this.srcEmbed, this.positions, this.drop, src, 0), srcPadMask);
   }
 
   // h: [..., D] → logits [..., V]
   private project(h: Tensor): Tensor {
-    if (this.outProj) return this.outProj.forward(h);
-    const lead = h.shape.slice(0, -1);
-    const w = this.tgtEmbed.weight; // [V, D], read transposed in place
-    return matmulT(h.reshape(-1, this.config.dModel), w, false, true).reshape([...lead, this.config.tgtVocab]);
+    return projectTokens(h, (this.outProj ?? this.tgtEmbed).weight);
   }
 
   // tgtIn: [B, T] int32, memory: [B, S, D] → logits [B, T, V]. With a cache (inference, under
@@ -175,7 +187,7 @@ export class Transformer extends Module {
   decode(tgtIn: Tensor, memory: Tensor, memoryPadMask?: Tensor, cache?: DecoderCache, tgtPadMask?: Tensor): Tensor {
     checkIds("Transformer.decode", tgtIn, 2);
     const offset = cache?.length ?? 0;
-    const x = this.embed(this.tgtEmbed, tgtIn, offset);
+    const x = embedTokens(this.tgtEmbed, this.positions, this.drop, tgtIn, offset);
     return this.project(this.decoder.forward(x, memory, memoryPadMask, tgtPadMask, cache));
   }
 
@@ -192,9 +204,45 @@ export class Transformer extends Module {
 
   // One step of incremental decoding: lastTokens [B] int32 → logits [B, V] for the next
   // position; appends to the cache. For beam search, reorder the cache, memory and mask together.
-  decodeStep(lastTokens: Tensor, memory: Tensor, memoryPadMask: Tensor | undefined, cache: DecoderCache): Tensor {
+  decodeStep(lastTokens: Tensor, memory: Tensor, memoryPadMask: Tensor | undefined, cache: DecodeCache): Tensor {
     checkIds("Transformer.decodeStep", lastTokens, 1);
     const b = lastTokens.shape[0];
-    return noGrad(() => this.decode(lastTokens.reshape(b, 1), memory, memoryPadMask, cache).reshape(b, this.config.tgtVocab));
+    return noGrad(() => this.decode(lastTokens.reshape(b, 1), memory, memoryPadMask, cache as DecoderCache).reshape(b, this.config.tgtVocab));
   }
 }
+
+// ---- the model kind "transformer" ----
+
+const FIELDS = Object.keys(transformerConfig({ vocab: 1, dModel: 1, heads: 1 })) as (keyof TransformerConfig)[];
+
+// Settings `train` may give; vocabulary, padId and seed come from the tokenizer and the run.
+const OPTIONS: OptionTable = {
+  dModel: { spec: { kind: "int", min: 1, max: LIMITS.dModel }, default: 256, help: "model width" },
+  heads: { spec: { kind: "int", min: 1, max: LIMITS.heads }, default: 4, help: "attention heads" },
+  ffn: { spec: { kind: "int", min: 1, max: LIMITS.ffn }, default: 1024, help: "feed-forward width" },
+  encLayers: { spec: { kind: "int", min: 0, max: LIMITS.layers }, default: 3, help: "encoder layers" },
+  decLayers: { spec: { kind: "int", min: 1, max: LIMITS.layers }, default: 3, help: "decoder layers" },
+  dropout: { spec: { kind: "number", min: 0, max: 0.99 }, default: 0.1, help: "residual/embedding dropout" },
+  attnDropout: { spec: { kind: "number", min: 0, max: 0.99 }, default: 0, help: "attention-weight dropout" },
+  activation: { spec: { kind: "enum", values: ["relu", "gelu"] }, default: "relu", help: "feed-forward activation" },
+  positions: { spec: { kind: "enum", values: ["sinusoidal", "learned"] }, default: "sinusoidal", help: "position encoding" },
+  tieEmbeddings: { spec: { kind: "bool" }, default: true, help: "share source, target and output embeddings" },
+  maxLen: { spec: { kind: "int", min: 2, max: LIMITS.maxLen }, default: 256, help: "longest sequence the positions cover" },
+};
+
+export const transformerKind: ModelKind<TransformerConfig> = {
+  name: "transformer",
+  family: "encoder-decoder",
+  summary: "encoder-decoder Transformer (pre-LN), autoregressive decoding",
+  options: OPTIONS,
+  fromOptions: (o, v) => transformerConfig({
+    srcVocab: v.size, tgtVocab: v.size, dModel: o.dModel as number, heads: o.heads as number, ffn: o.ffn as number,
+    encLayers: o.encLayers as number, decLayers: o.decLayers as number, dropout: o.dropout as number, attnDropout: o.attnDropout as number,
+    activation: o.activation as Activation, maxLen: o.maxLen as number, positions: o.positions as TransformerConfig["positions"],
+    tieEmbeddings: o.tieEmbeddings as boolean, tieOutput: true, padId: v.padId, seed: v.seed,
+  }),
+  check: (raw) => transformerConfig(checkFields("transformer config", raw, FIELDS) as unknown as TransformerConfig),
+  numParameters: transformerParameters,
+  vocab: (c) => ({ sizes: [c.srcVocab, c.tgtVocab], padId: c.padId }),
+  build: (c) => new Transformer(c),
+};

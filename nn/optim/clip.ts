@@ -2,10 +2,7 @@
 // exceeds maxNorm, every gradient is scaled by maxNorm / (‖g‖ + 1e-6), so the update keeps its
 // direction. Returns ‖g‖ before clipping; a non-finite norm is returned without scaling (the
 // optimizer's step then refuses the batch).
-import { noGrad } from "../../core/autograd.ts";
-import { cat } from "../../core/ops/shape.ts";
-import { tidy } from "../../core/scope.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import { cat, noGrad, type Tensor, tidy } from "../../core/index.ts";
 
 function gradsOf(params: Iterable<Tensor>, maxNorm: number, who: string): Tensor[] {
   if (!(maxNorm > 0)) throw new Error(`${who}: maxNorm must be > 0, got ${maxNorm}`);

@@ -4,11 +4,7 @@
 // A step first validates every gradient (present, right shape, finite), and only then updates
 // parameters; a bad batch throws and leaves parameters and moments exactly as they were.
 // Parameters are updated with assign_, so the tensors a model holds stay the same objects.
-import { noGrad } from "../../core/autograd.ts";
-import { cat } from "../../core/ops/shape.ts";
-import { keep, tidy } from "../../core/scope.ts";
-import { fmt } from "../../core/shape.ts";
-import type { Tensor } from "../../core/tensor.ts";
+import { cat, fmt, keep, noGrad, type Tensor, tidy } from "../../core/index.ts";
 
 export type ParamsInput = Iterable<Tensor> | Iterable<[string, Tensor]>;
 

@@ -7,13 +7,8 @@
 //                               RNG state, batcher state, best-so-far, data fingerprints
 //             hasten.tokenizer  the tokenizer JSON, so a checkpoint can never meet another vocabulary
 import { closeSync, openSync, readSync, fstatSync } from "node:fs";
-import type { Backend } from "../../core/backend.ts";
-import type { GeneratorState } from "../../core/rng.ts";
-import { writeFileAtomic } from "../../core/atomic-write.ts";
-import { encodeSafetensorsChunks, readSafetensors } from "../../core/safetensors.ts";
-import { fromRaw, toRaw } from "../../core/serialize.ts";
-import type { Tensor } from "../../core/tensor.ts";
-import type { BatcherState } from "../data/batcher.ts";
+import { type Backend, encodeSafetensorsChunks, fromRaw, type GeneratorState, readSafetensors, type Tensor, toRaw, writeFileAtomic } from "../../core/index.ts";
+import type { BatchState } from "../tasks/index.ts";
 import type { TrainConfig } from "./config.ts";
 
 export const CHECKPOINT_FORMAT = "hasten-train-checkpoint";
@@ -33,8 +28,11 @@ export interface CheckpointState {
   config: TrainConfig;
   optimizer: { step: number; lr: number; hyper: Record<string, number | boolean> };
   dropoutRng: GeneratorState;
-  batcher: BatcherState;
+  batcher: BatchState;
   best: BestRecord | null;
+  // The validation at the checkpoint's step, if it ran (a run resumed after its final
+  // validation must not validate, and log, the same step twice).
+  lastEval?: { step: number; loss: number; nll: number; bleu: number | null } | null;
   // Target tokens trained on so far, and seconds spent, summed over every session of the run.
   tokens: number;
   seconds: number;
@@ -81,6 +79,18 @@ function parseState(json: string | undefined, path: string): CheckpointState {
     throw new Error(`checkpoint ${path}: expected format ${CHECKPOINT_FORMAT} version 1, got ${JSON.stringify(s?.format)} version ${JSON.stringify(s?.version)}`);
   }
   if (!Number.isInteger(s.step) || s.step < 0) throw new Error(`checkpoint ${path}: bad step ${JSON.stringify(s.step)}`);
+  // Every field the resume reads, checked here so a damaged header is refused with its name
+  // instead of failing later as a TypeError.
+  const bad = (field: string, want: string) => new Error(`checkpoint ${path}: "${STATE_KEY}" has ${field} = ${JSON.stringify((s as unknown as Record<string, unknown>)[field.split(".")[0]])}, expected ${want}`);
+  const obj = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!obj(s.config) || typeof s.config.task !== "string") throw bad("config", "the run's settings object");
+  if (!obj(s.optimizer) || !Number.isInteger(s.optimizer.step) || typeof s.optimizer.lr !== "number" || !obj(s.optimizer.hyper)) throw bad("optimizer", "{step, lr, hyper}");
+  if (!obj(s.dropoutRng)) throw bad("dropoutRng", "a generator state");
+  const b = s.batcher as unknown as Record<string, unknown>;
+  if (!obj(b) || !Number.isInteger(b.seed) || !Number.isInteger(b.epoch) || !Number.isInteger(b.position)) throw bad("batcher", "the data-order state {seed, epoch, position}");
+  if (s.best !== null && (!obj(s.best) || typeof s.best.value !== "number" || !Number.isInteger(s.best.step))) throw bad("best", "null or {metric, value, step}");
+  if (typeof s.tokens !== "number" || typeof s.seconds !== "number") throw bad("tokens", "numbers of tokens and seconds");
+  if (typeof s.tokenizerSha256 !== "string" || typeof s.trainDataSha256 !== "string") throw bad("tokenizerSha256", "sha256 strings");
   return s;
 }
 
@@ -102,10 +112,13 @@ export function readCheckpointHeader(path: string): { state: CheckpointState; to
     } catch (e) {
       throw new Error(`checkpoint ${path}: header is not JSON: ${(e as Error).message}`);
     }
+    if (typeof header !== "object" || header === null || Array.isArray(header)) throw new Error(`checkpoint ${path}: the header is ${JSON.stringify(header)}, expected a JSON object`);
   } finally {
     closeSync(fd);
   }
-  const meta = (header.__metadata__ ?? {}) as Record<string, string>;
+  const rawMeta = header.__metadata__;
+  if (rawMeta !== undefined && (typeof rawMeta !== "object" || rawMeta === null)) throw new Error(`checkpoint ${path}: __metadata__ is ${JSON.stringify(rawMeta)}, expected an object of strings`);
+  const meta = (rawMeta ?? {}) as Record<string, string>;
   const tokenizerJson = meta[TOKENIZER_KEY];
   if (typeof tokenizerJson !== "string") throw new Error(`checkpoint ${path}: no "${TOKENIZER_KEY}" metadata`);
   return { state: parseState(meta[STATE_KEY], path), tokenizerJson };

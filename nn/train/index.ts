@@ -1,10 +1,9 @@
-// Training: config and flags, the update step, checkpoints, log, plot, progress, and the whole run.
-export { CONFIG_KEYS, CONFIG_KEY_NAMES, DEFAULT_CONFIG, checkConfig, checkValue, resumeConflicts, toFlag, fromFlag, type TrainConfig, type KeySpec } from "./config.ts";
-export { loadConfigFile, parseTrainArgs, trainUsage, type TrainArgs } from "./flags.ts";
+// Training: one trainer for every task and model kind, checkpoints, log, plot, and the whole run.
+export { COMMON_OPTIONS, checkConfig, checkValue, choices, defaultConfig, optionTable, resumeConflicts, type CommonConfig, type TrainConfig } from "./config.ts";
 export { CHECKPOINT_FORMAT, loadCheckpoint, readCheckpointHeader, saveCheckpoint, type BestRecord, type CheckpointParts, type CheckpointState, type ChunkWriter } from "./checkpoint.ts";
-export { readLog, TrainLog, type EventEntry, type LogEntry, type TrainEntry, type ValidEntry } from "./log.ts";
+export { formatDuration, readLog, TrainLog, type EventEntry, type LogEntry, type TrainEntry, type ValidEntry } from "./log.ts";
 export { lossCurveSvg, niceTicks, type PlotOptions, type Series } from "./plot.ts";
-export { Progress, formatDuration, type ProgressFields, type ProgressStream } from "./progress.ts";
-export { Trainer, type StepResult, type TrainerOptions, type ValidResult } from "./trainer.ts";
-export { runFiles, selectBackend, type RunFiles } from "./setup.ts";
-export { trainTranslation, type TrainHooks, type TrainResult, type TranslateFn } from "./run.ts";
+export { Trainer, type Objective, type StepResult, type TrainerOptions, type ValidResult } from "./trainer.ts";
+export { acquireLock, removeOrphans } from "./run-dir.ts";
+export { checkRunDir, runFiles, type RunFiles } from "./setup.ts";
+export { train, type TrainEvent, type TrainHooks, type TrainResult } from "./run.ts";

@@ -4,7 +4,7 @@
 // the lines past the checkpoint's step are dropped first, since those steps are about to be
 // trained again: the log of a resumed run then reads like the log of an uninterrupted one.
 import { appendFileSync, existsSync, readFileSync } from "node:fs";
-import { writeFileAtomic } from "../../core/atomic-write.ts";
+import { writeFileAtomic } from "../../core/index.ts";
 
 export interface TrainEntry {
   kind: "train";
@@ -71,4 +71,14 @@ export class TrainLog {
     this.entries.push(e);
     appendFileSync(this.path, JSON.stringify(e) + "\n");
   }
+}
+
+// 42s, 3m05s, 1h23m: durations in messages and progress lines.
+export function formatDuration(sec: number): string {
+  if (!Number.isFinite(sec) || sec < 0) return "?";
+  const s = Math.round(sec);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  const h = Math.floor(s / 3600);
+  return `${h}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
 }

@@ -1,22 +1,22 @@
-// One training update and one validation pass of a translation Transformer.
+// One training update and one validation pass, for any model and task.
 //
-// An update: lr ← schedule(step + 1); loss = CE_ls(model(src, bos·y), y·eos) averaged over the
-// target tokens (padding ignored); backward; clip ‖g‖; AdamW step. It reads back two scalars,
-// the loss (for the log) and ‖g‖ (needed to clip); both also serve as the finiteness check, so
-// the optimizer's own extra read is switched off.
-import { noGrad } from "../../core/autograd.ts";
-import { tensor } from "../../core/ops/creation.ts";
-import { crossEntropy } from "../../core/ops/nn.ts";
-import { cat } from "../../core/ops/shape.ts";
-import { tidy } from "../../core/scope.ts";
-import type { Tensor } from "../../core/tensor.ts";
-import type { Batch } from "../data/batcher.ts";
-import type { Transformer } from "../models/transformer.ts";
+// An update: lr ← schedule(step + 1); loss = objective.loss(model, batch); backward; clip ‖g‖;
+// AdamW step. It reads back two scalars, the loss (for the log) and ‖g‖ (needed to clip); both
+// also serve as the finiteness check, so the optimizer's own extra read is switched off.
+import { noGrad, tidy, type Tensor } from "../../core/index.ts";
+import type { AnyModel } from "../models/index.ts";
 import { clipGradNorm, clipGradNormAsync } from "../optim/clip.ts";
 import type { Optimizer } from "../optim/optimizer.ts";
 
+// What a task contributes to a step: the loss of a batch and how many tokens it averages over.
+export interface Objective<B> {
+  loss(model: AnyModel, b: B): Tensor; // mean, to be differentiated
+  validSums(model: AnyModel, b: B): Tensor; // [2]: summed smoothed loss, summed NLL
+  tokens(b: B): number;
+  srcTokens(b: B): number;
+}
+
 export interface TrainerOptions {
-  labelSmoothing: number;
   clipNorm: number; // 0: no clipping (and no gradient-norm read)
   schedule: (step: number) => number; // learning rate of update number `step` (1-based)
 }
@@ -26,7 +26,7 @@ export interface StepResult {
   loss: number;
   gradNorm: number | null;
   lr: number;
-  tokens: number; // target tokens of the batch (non-pad, eos included)
+  tokens: number; // target tokens of the batch
   srcTokens: number;
 }
 
@@ -40,8 +40,8 @@ async function readScalar(t: Tensor): Promise<number> {
   return t.backend.sync ? t.item() : (await t.data())[0];
 }
 
-export class Trainer {
-  constructor(readonly model: Transformer, readonly optimizer: Optimizer, readonly opts: TrainerOptions) {
+export class Trainer<B> {
+  constructor(readonly model: AnyModel, readonly optimizer: Optimizer, readonly objective: Objective<B>, readonly opts: TrainerOptions) {
     if (!(opts.clipNorm >= 0)) throw new Error(`Trainer: clipNorm must be ≥ 0, got ${opts.clipNorm}`);
   }
 
@@ -49,26 +49,15 @@ export class Trainer {
     return this.optimizer.stepCount;
   }
 
-  private inputs(b: Batch): { src: Tensor; tgtIn: Tensor; tgtOut: Tensor } {
-    const backend = this.model.parameters()[0].backend;
-    return {
-      src: tensor(b.src, { dtype: "int32", shape: b.srcShape, backend }),
-      tgtIn: tensor(b.tgtIn, { dtype: "int32", shape: b.tgtShape, backend }),
-      tgtOut: tensor(b.tgtOut, { dtype: "int32", shape: b.tgtShape, backend }),
-    };
-  }
-
   // One update. On a non-finite loss or gradient it throws before touching any parameter.
-  async trainStep(b: Batch): Promise<StepResult> {
-    const { model, optimizer, opts } = this;
+  async trainStep(b: B): Promise<StepResult> {
+    const { model, optimizer, opts, objective } = this;
     const step = optimizer.stepCount + 1;
     const lr = opts.schedule(step);
     optimizer.lr = lr;
     model.train();
     const lossT = tidy(() => {
-      const { src, tgtIn, tgtOut } = this.inputs(b);
-      const logits = model.forward(src, tgtIn); // [B, T, V]
-      const loss = crossEntropy(logits, tgtOut, { ignoreIndex: b.padId, labelSmoothing: opts.labelSmoothing });
+      const loss = objective.loss(model, b);
       loss.backward();
       return loss;
     });
@@ -81,36 +70,30 @@ export class Trainer {
     let gradNorm: number | null = null;
     if (opts.clipNorm > 0) {
       const params = model.parameters();
-      gradNorm = model.parameters()[0].backend.sync ? clipGradNorm(params, opts.clipNorm) : await clipGradNormAsync(params, opts.clipNorm);
+      gradNorm = params[0].backend.sync ? clipGradNorm(params, opts.clipNorm) : await clipGradNormAsync(params, opts.clipNorm);
     }
     if (!Number.isFinite(loss) || (gradNorm !== null && !Number.isFinite(gradNorm))) {
       optimizer.zeroGrad();
-      throw new Error(`training diverged at step ${step}: loss ${loss}, gradient norm ${gradNorm}; parameters left unchanged (lower --lr or raise --warmup)`);
+      throw new Error(`training diverged at step ${step}: loss ${loss}, gradient norm ${gradNorm}; parameters left unchanged (lower \`lr\` or raise \`warmup\`)`);
     }
     optimizer.step();
     optimizer.zeroGrad();
-    return { step, loss, gradNorm, lr, tokens: b.numTokens, srcTokens: b.srcLengths.reduce((s, n) => s + n, 0) };
+    return { step, loss, gradNorm, lr, tokens: objective.tokens(b), srcTokens: objective.srcTokens(b) };
   }
 
   // Token-weighted validation losses over `batches` (eval mode: no dropout, no RNG draws).
-  async validate(batches: Iterable<Batch>): Promise<ValidResult> {
-    const { model, opts } = this;
+  async validate(batches: Iterable<B>): Promise<ValidResult> {
+    const { model, objective } = this;
     model.eval();
     let sumLoss = 0, sumNll = 0, tokens = 0;
     try {
       for (const b of batches) {
-        const both = tidy(() => noGrad(() => {
-          const { src, tgtIn, tgtOut } = this.inputs(b);
-          const logits = model.forward(src, tgtIn);
-          const ls = crossEntropy(logits, tgtOut, { ignoreIndex: b.padId, labelSmoothing: opts.labelSmoothing, reduction: "sum" });
-          const nll = crossEntropy(logits, tgtOut, { ignoreIndex: b.padId, reduction: "sum" });
-          return cat([ls.reshape(1), nll.reshape(1)]); // one read for both
-        }));
+        const both = tidy(() => noGrad(() => objective.validSums(model, b))); // one read for both
         const v = both.backend.sync ? both.dataSync() : await both.data();
         both.dispose();
         sumLoss += v[0];
         sumNll += v[1];
-        tokens += b.numTokens;
+        tokens += objective.tokens(b);
       }
     } finally {
       model.train();

@@ -1,35 +1,32 @@
 // `hasten bleu REF [REF2 ...] < HYPOTHESES`: SacreBLEU-compatible corpus BLEU of detokenized text.
 // Thin: parse flags, read lines the way SacreBLEU's CLI does, call nn/metrics/bleu.ts.
 import { readFileSync } from "node:fs";
+import { runCommand, splitLines, type CommandIO } from "../cli/common.ts";
+import { formatHelp, parseFlags, UsageError, type FlagSpec } from "../cli/flags.ts";
 import { corpusBleu, formatBleu, formatFixed, type BleuOptions, type BleuResult } from "../../nn/metrics/bleu.ts";
 import { pyRstrip } from "../../nn/metrics/tokenizer-13a.ts";
 
-const USAGE = `usage: hasten bleu REFERENCE_FILE [REFERENCE_FILE ...] [options] < HYPOTHESES_FILE
+const SPEC: FlagSpec = {
+  input: { spec: { kind: "string", nonEmpty: true }, alias: "-i", value: "FILE", help: "read hypotheses from FILE instead of standard input" },
+  width: { spec: { kind: "int", min: 0, max: 20 }, alias: "-w", value: "N", help: "decimals of the score", default: 2 },
+  "score-only": { spec: { kind: "bool" }, alias: "-b", help: "print only the score" },
+  lowercase: { spec: { kind: "bool" }, alias: "-lc", help: "case-insensitive BLEU" },
+  tokenize: { spec: { kind: "enum", values: ["13a", "none"] }, alias: "-tok", value: "NAME", help: "13a or none", default: "13a" },
+  signature: { spec: { kind: "bool" }, help: "print SacreBLEU's signature after \"BLEU\" (nrefs, case, tok, smooth)" },
+  help: { spec: { kind: "bool" }, alias: "-h", help: "show this help" },
+};
 
-Corpus BLEU as SacreBLEU computes it by default (13a tokenizer, mixed case, exp smoothing).
-Each file holds one detokenized sentence per line; the hypotheses and every reference file must
-have the same number of lines.
+const USAGE = formatHelp({
+  usage: "hasten bleu REFERENCE_FILE [REFERENCE_FILE ...] [options] < HYPOTHESES_FILE",
+  description: "Corpus BLEU as SacreBLEU computes it by default (13a tokenizer, mixed case, exp smoothing).\nEach file holds one detokenized sentence per line; the hypotheses and every reference file must\nhave the same number of lines.",
+  spec: SPEC,
+});
 
-options:
-  -i, --input FILE        read hypotheses from FILE instead of standard input
-  -w, --width N           decimals of the score (default 2)
-  -b, --score-only        print only the score
-  -lc, --lowercase        case-insensitive BLEU
-  -tok, --tokenize NAME   13a (default) or none
-  --signature             print SacreBLEU's signature after "BLEU" (nrefs, case, tok, smooth)
-  -h, --help              show this help`;
-
-export interface BleuIO {
-  /** The hypotheses text; read from process.stdin when absent. */
-  stdin?: string;
-  stdout?: (line: string) => void;
-}
-
-/** Lines the way SacreBLEU's CLI reads them: split at "\n" (also "\r" for stdin), each rstripped. */
+/** Lines the way SacreBLEU's CLI reads them: split at "\n" (also a lone "\r" for stdin), each rstripped. */
 function toLines(text: string, universalNewlines: boolean): string[] {
   if (text === "") return [];
-  const lines = text.split(universalNewlines ? /\r\n|\r|\n/ : "\n");
-  if (lines[lines.length - 1] === "") lines.pop();
+  const lines = universalNewlines ? splitLines(text) : text.split("\n");
+  if (!universalNewlines && lines[lines.length - 1] === "") lines.pop();
   return lines.map(pyRstrip);
 }
 
@@ -38,59 +35,45 @@ function readFile(path: string, role: string): string {
     return readFileSync(path, "utf8");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(code === "ENOENT" ? `hasten bleu: ${role} not found: ${path}` : `hasten bleu: cannot read ${path}: ${(e as Error).message}`);
+    throw new UsageError(code === "ENOENT" ? `hasten bleu: ${role} not found: ${path}` : `hasten bleu: cannot read ${path}: ${(e as Error).message}`);
   }
 }
 
 async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new Error("hasten bleu: expected hypotheses on standard input (or --input FILE)\n" + USAGE);
+  if (process.stdin.isTTY) throw new UsageError("hasten bleu: expected hypotheses on standard input (or --input FILE)\n" + USAGE);
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString("utf8");
 }
 
-export async function bleuCommand(argv: string[], io: BleuIO = {}): Promise<BleuResult | undefined> {
-  const out = io.stdout ?? ((line: string) => process.stdout.write(line + "\n"));
-  const refFiles: string[] = [];
-  const opts: BleuOptions = {};
-  let width = 2, scoreOnly = false, signature = false, input: string | undefined;
-  const value = (i: number, flag: string) => {
-    if (i >= argv.length) throw new Error(`hasten bleu: ${flag} needs a value`);
-    return argv[i];
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === "-h" || a === "--help") {
+export async function bleuCommand(argv: string[], io: CommandIO & { stdout?: (line: string) => void } = {}): Promise<BleuResult | undefined> {
+  return runCommand(io, async () => {
+    const out = io.stdout ?? ((line: string) => process.stdout.write(line + "\n"));
+    const a = parseFlags("bleu", argv, SPEC, { positional: true });
+    const f = a.flags;
+    if (f.help) {
       out(USAGE);
       return undefined;
-    } else if (a === "-i" || a === "--input") input = value(++i, a);
-    else if (a === "-w" || a === "--width") {
-      width = Number(value(++i, a));
-      if (!Number.isInteger(width) || width < 0 || width > 20) throw new Error(`hasten bleu: --width must be an integer in [0, 20], got ${argv[i]}`);
-    } else if (a === "-b" || a === "--score-only") scoreOnly = true;
-    else if (a === "-lc" || a === "--lowercase") opts.lowercase = true;
-    else if (a === "-tok" || a === "--tokenize") {
-      const t = value(++i, a);
-      if (t !== "13a" && t !== "none") throw new Error(`hasten bleu: --tokenize must be 13a or none, got ${t}`);
-      opts.tokenize = t;
-    } else if (a === "--signature") signature = true;
-    else if (a.startsWith("-") && a !== "-") throw new Error(`hasten bleu: unknown option ${a}\n${USAGE}`);
-    else refFiles.push(a);
-  }
-  if (refFiles.length === 0) throw new Error(`hasten bleu: expected at least one reference file\n${USAGE}`);
-
-  const hypText = input !== undefined ? readFile(input, "hypothesis file") : io.stdin ?? (await readStdin());
-  // SacreBLEU reads standard input with universal newlines and files with "\n" only.
-  const hyps = toLines(hypText, input === undefined);
-  const refs = refFiles.map((f) => toLines(readFile(f, "reference file"), false));
-  refs.forEach((r, k) => {
-    if (r.length !== hyps.length) {
-      const from = input ?? "standard input";
-      throw new Error(`hasten bleu: ${from} has ${hyps.length} lines but ${refFiles[k]} has ${r.length}`);
     }
+    const refFiles = a.positional;
+    if (refFiles.length === 0) throw new UsageError(`hasten bleu: expected at least one reference file\n${USAGE}`);
+    const opts: BleuOptions = { lowercase: Boolean(f.lowercase), tokenize: (f.tokenize as "13a" | "none" | undefined) ?? "13a" };
+    const width = (f.width as number | undefined) ?? 2;
+    const input = f.input as string | undefined;
+    const stdin = typeof io.stdin === "string" ? io.stdin : io.stdin !== undefined ? new TextDecoder().decode(io.stdin) : undefined;
+    const hypText = input !== undefined ? readFile(input, "hypothesis file") : stdin ?? (await readStdin());
+    // SacreBLEU reads standard input with universal newlines and files with "\n" only.
+    const hyps = toLines(hypText, input === undefined);
+    const refs = refFiles.map((file) => toLines(readFile(file, "reference file"), false));
+    refs.forEach((r, k) => {
+      if (r.length !== hyps.length) {
+        const from = input ?? "standard input";
+        throw new UsageError(`hasten bleu: ${from} has ${hyps.length} lines but ${refFiles[k]} has ${r.length}`);
+      }
+    });
+    const result = corpusBleu(hyps, refs, opts);
+    const sig = `nrefs:${refs.length}|case:${opts.lowercase ? "lc" : "mixed"}|eff:no|tok:${opts.tokenize}|smooth:exp`;
+    out(f["score-only"] ? formatFixed(result.score, width) : formatBleu(result, { width, signature: f.signature ? sig : undefined }));
+    return result;
   });
-  const result = corpusBleu(hyps, refs, opts);
-  const sig = `nrefs:${refs.length}|case:${opts.lowercase ? "lc" : "mixed"}|eff:no|tok:${opts.tokenize ?? "13a"}|smooth:exp`;
-  out(scoreOnly ? formatFixed(result.score, width) : formatBleu(result, { width, signature: signature ? sig : undefined }));
-  return result;
 }

@@ -5,34 +5,33 @@
 // nn/metrics/bleu.ts.
 import { existsSync } from "node:fs";
 import { getBackend } from "../../core/index.ts";
-import { translateLines } from "../../decoding/corpus.ts";
-import { defaultDataDir, multi30kFiles, type Multi30kSplit } from "../../nn/data/paths.ts";
-import { readParallel, type TextPair } from "../../nn/data/corpus.ts";
+import { translateLines } from "../../decoding/index.ts";
+import { defaultDataDir, multi30kFiles, readParallel, type EncoderDecoderModel, type ModelDir, type Multi30kSplit, type TextPair } from "../../nn/index.ts";
 import { corpusBleu, formatBleu, type BleuResult } from "../../nn/metrics/bleu.ts";
-import type { ModelDir } from "../../nn/models/model-dir.ts";
-import { DECODING_FLAGS, decodingOptions, loadModelOrExplain, parseFlags, runCommand, selectBackend, UsageError, writers, type CommandIO } from "./translate.ts";
+import { encoderDecoderOf, loadModelOrExplain, runCommand, useBackend, writers, type CommandIO } from "../cli/common.ts";
+import { formatHelp, parseFlags, UsageError, type FlagSpec } from "../cli/flags.ts";
+import { DECODING_FLAGS, decodingOptions } from "./translate.ts";
 
 const SPLITS: Multi30kSplit[] = ["train", "valid", "test2016"];
 
-const USAGE = `usage: hasten evaluate --model DIR [options]
+const SPEC: FlagSpec = {
+  model: { spec: { kind: "string", nonEmpty: true }, value: "DIR", help: "model directory" },
+  split: { spec: { kind: "enum", values: SPLITS }, value: "NAME", help: `${SPLITS.join(", ")}`, default: "test2016" },
+  limit: { spec: { kind: "int", min: 1 }, value: "N", help: "only the first N sentence pairs" },
+  ...DECODING_FLAGS,
+  beam: { ...DECODING_FLAGS.beam, help: "beam size of the second run (default: the model's; 1 = greedy only)" },
+  "latency-sentences": { spec: { kind: "int", min: 0 }, value: "N", help: "sentences decoded one at a time for the latency", default: 50 },
+  "data-dir": { spec: { kind: "string", nonEmpty: true }, value: "DIR", help: "the folder holding multi30k/ (default: $DATA_DIR, else ../shared/data)" },
+  json: { spec: { kind: "bool" }, help: "one JSON object instead of the table" },
+  verbose: { spec: { kind: "bool" }, alias: "-v", help: "progress on standard error even when it is not a terminal" },
+  help: { spec: { kind: "bool" }, alias: "-h", help: "show this help" },
+};
 
-Translates DATA_DIR/multi30k/<split>.<src> with greedy decoding and with beam search, and prints
-SacreBLEU corpus BLEU against <split>.<tgt> (13a, mixed case) and the decoding speed.
-
-options:
-  --model DIR              model directory
-  --split NAME             ${SPLITS.join(", ")} (default test2016)
-  --limit N                only the first N sentence pairs
-  --beam N                 beam size of the second run (default: the model's config; 1 = greedy only)
-  --length-penalty A       rank finished beams by score / len^A (default: the model's config)
-  --max-len-a A, --max-len-b B   longest output A · source length + B (default: the model's config)
-  --batch-size N           sentences per batch for the BLEU runs (default 32)
-  --backend NAME[:MODE]    cpu (default), gpujs:webgpu, gpujs:webasm, ...
-  --latency-sentences N    sentences decoded one at a time for the latency (default 50)
-  --data-dir DIR           the folder holding multi30k/ (default: $DATA_DIR, else ../shared/data)
-  --json                   one JSON object instead of the table
-  -v, --verbose            progress on standard error even when it is not a terminal
-  -h, --help               show this help`;
+const USAGE = formatHelp({
+  usage: "hasten evaluate --model DIR [options]",
+  description: "Translates DATA_DIR/multi30k/<split>.<src> with greedy decoding and with beam search, and prints\nSacreBLEU corpus BLEU against <split>.<tgt> (13a, mixed case) and the decoding speed.",
+  spec: SPEC,
+});
 
 export interface DecoderReport {
   decoder: string; // "greedy" or "beam K"
@@ -66,23 +65,20 @@ const median = (xs: number[]) => {
 
 export async function evaluateCommand(argv: string[], io: CommandIO = {}): Promise<EvaluateReport | undefined> {
   return runCommand(io, async () => {
-    const flags = parseFlags("evaluate", argv, {
-      model: { type: "string" }, split: { type: "string" }, limit: { type: "int", min: 1 }, ...DECODING_FLAGS,
-      "latency-sentences": { type: "int", min: 0 }, "data-dir": { type: "string" }, json: { type: "bool" },
-      verbose: { type: "bool", alias: "-v" }, help: { type: "bool", alias: "-h" },
-    }, USAGE);
+    const a = parseFlags("evaluate", argv, SPEC);
+    const flags = a.flags;
     const out = writers(io, Boolean(flags.verbose));
     if (flags.help) {
       out.stdout(USAGE + "\n");
       return undefined;
     }
     const split = (flags.split as string | undefined) ?? "test2016";
-    if (!SPLITS.includes(split as Multi30kSplit)) throw new UsageError(`hasten evaluate: --split must be one of ${SPLITS.join(", ")}, got "${split}"`);
-    await selectBackend("evaluate", flags.backend as string | undefined);
-    const m = loadModelOrExplain("evaluate", flags.model as string | undefined, USAGE);
+    await useBackend("evaluate", flags.backend as string | undefined);
+    const dir = flags.model as string | undefined;
+    const m = encoderDecoderOf("evaluate", loadModelOrExplain("evaluate", dir, USAGE), dir!);
     try {
       const pairs = readSplit(m, split as Multi30kSplit, flags["data-dir"] as string | undefined, flags.limit as number | undefined);
-      const opts = decodingOptions(flags, m);
+      const opts = decodingOptions(a, m);
       const latencyN = Math.min((flags["latency-sentences"] as number | undefined) ?? 50, pairs.length);
       const srcs = pairs.map((p) => p.src), refs = pairs.map((p) => p.tgt);
       await translateLines(m, srcs.slice(0, 2), { ...opts, beam: 1 }); // warm-up: first-call compilation is not decoding speed
@@ -110,7 +106,7 @@ export async function evaluateCommand(argv: string[], io: CommandIO = {}): Promi
         });
       }
       const report: EvaluateReport = {
-        model: flags.model as string, split, src: m.config.src, tgt: m.config.tgt, sentences: pairs.length,
+        model: flags.model as string, split, src: m.config.src ?? "", tgt: m.config.tgt ?? "", sentences: pairs.length,
         backend: (flags.backend as string | undefined) ?? getBackend().name, maxLenA: opts.maxLenA, maxLenB: opts.maxLenB, results,
       };
       out.stdout(flags.json ? JSON.stringify(report) + "\n" : formatReport(report));
@@ -121,11 +117,11 @@ export async function evaluateCommand(argv: string[], io: CommandIO = {}): Promi
   });
 }
 
-function readSplit(m: ModelDir, split: Multi30kSplit, dataDir: string | undefined, limit: number | undefined): TextPair[] {
+function readSplit(m: ModelDir<EncoderDecoderModel>, split: Multi30kSplit, dataDir: string | undefined, limit: number | undefined): TextPair[] {
   let files: { src: string; tgt: string };
   try {
     if (dataDir !== undefined && !existsSync(dataDir)) throw new Error(`--data-dir ${dataDir} does not exist`);
-    files = multi30kFiles(split, m.config.src, m.config.tgt, dataDir ?? defaultDataDir());
+    files = multi30kFiles(split, m.config.src ?? "de", m.config.tgt ?? "en", dataDir ?? defaultDataDir());
     const pairs = readParallel(files.src, files.tgt);
     if (pairs.length === 0) throw new Error(`${files.src} is empty`);
     return limit === undefined ? pairs : pairs.slice(0, limit);

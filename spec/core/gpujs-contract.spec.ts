@@ -6,6 +6,7 @@ import { createGpujsBackend, probeAdapter, type GpujsBackend } from "../../core/
 import { chooseMode } from "../../core/backends/gpujs/device.ts";
 import type { GpujsBuffer, KernelSpec } from "../../core/backends/gpujs/runtime.ts";
 import { floorDiv } from "../../core/backends/gpujs/gpu-math.ts";
+import { skipTest } from "../helpers/skip.ts";
 
 // Every await happens before the suites are defined: uvu starts running queued suites on the
 // next timer tick when a file is run alone.
@@ -97,8 +98,7 @@ for (const mode of ["webasm", "cpu"] as const) {
 
 const gpu = suite("gpujs webgpu: the device queue");
 if (!adapter) {
-  console.log("  SKIPPED gpujs/webgpu queue tests: no WebGPU adapter answered");
-  gpu.skip("device queue semantics (webgpu)", () => {});
+  skipTest(gpu, "device queue semantics (gpujs/webgpu)", "no WebGPU adapter answered");
 } else {
   let b: GpujsBackend;
   gpu.before(async () => {

@@ -11,6 +11,7 @@ import { createGpujsBackend, probeAdapter, type GpujsBackend, type GpujsMode } f
 import type { DType, TypedArray } from "../../core/dtype.ts";
 import { UNARY_OPS, type BinaryOp, type KernelName, type KernelParams, type ScalarOp } from "../../core/kernels.ts";
 import { Generator } from "../../core/rng.ts";
+import { skipTest } from "../helpers/skip.ts";
 
 interface Input { dtype: DType; data: number[] }
 interface Case { name: string; kernel: KernelName; inputs: Input[]; params: KernelParams[KernelName]; atol: number; rtol: number }
@@ -222,8 +223,7 @@ function modeSuite(mode: GpujsMode): void {
     else console.log(`  gpujs/webgpu parity runs on adapter: ${adapter.name}${adapter.software ? " (software)" : ""}`);
   }
   if (skip) {
-    console.log(`  SKIPPED gpujs/${mode}: ${skip}`);
-    s.skip(`every kernel matches the cpu backend (${mode})`, () => {});
+    skipTest(s, `every kernel matches the cpu backend (gpujs/${mode})`, skip);
     s.run();
     return;
   }

@@ -12,6 +12,7 @@ import { Generator } from "../../core/rng.ts";
 import { embedding, layerNorm, crossEntropy, tensor, type Tensor } from "../../core/index.ts";
 import { runKernel } from "../../core/ops/run.ts";
 import { noGrad } from "../../core/autograd.ts";
+import { skipTest } from "../helpers/skip.ts";
 
 const [B, T, D, V] = [2, 5, 8, 11];
 const SEED = 7;
@@ -98,8 +99,7 @@ const adapter = await probeAdapter();
 function modeSuite(mode: GpujsMode): void {
   const s = suite(`gpujs through the Tensor API, mode ${mode}`);
   if (mode === "webgpu" && !adapter) {
-    console.log("  SKIPPED gpujs/webgpu Tensor API and training tests: no WebGPU adapter answered");
-    s.skip("forward + backward, training parity, live buffers (webgpu)", () => {});
+    skipTest(s, "forward + backward, training parity, live buffers (gpujs/webgpu)", "no WebGPU adapter answered");
     s.run();
     return;
   }

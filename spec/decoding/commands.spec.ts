@@ -11,9 +11,11 @@ import * as assert from "uvu/assert";
 import { noGrad, setBackend, tensor } from "../../core/index.ts";
 import { beamSearch, toOneLine, translateLines } from "../../decoding/index.ts";
 import { corpusBleu } from "../../nn/metrics/bleu.ts";
-import { loadModelDir, saveModelDir } from "../../nn/models/model-dir.ts";
+import { loadModelDir, saveModelDir, type EncoderDecoderModel, type ModelDir } from "../../nn/index.ts";
 import { evaluateCommand, type EvaluateReport } from "../../scripts/commands/evaluate.ts";
-import { translateCommand, UsageError, type CommandIO } from "../../scripts/commands/translate.ts";
+import { translateCommand } from "../../scripts/commands/translate.ts";
+import type { CommandIO } from "../../scripts/cli/common.ts";
+import { UsageError } from "../../scripts/cli/flags.ts";
 import { tinyModelDir } from "./tiny.ts";
 
 const projectRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -22,7 +24,7 @@ const modelDir = join(root, "model");
 const tiny = tinyModelDir(21);
 await saveModelDir(modelDir, tiny);
 tiny.model.dispose();
-const m = loadModelDir(modelDir);
+const m = loadModelDir(modelDir) as ModelDir<EncoderDecoderModel>;
 
 const DE = ["Ein Mann fährt Fahrrad.", "", "Zwei Hunde spielen im Schnee und ein Kind liest.", "   ", "Kinder", "Eine Frau liest ein Buch am Strand."];
 
@@ -100,17 +102,20 @@ test("translate and evaluate: usage errors and a missing model exit with code 2 
   const cases: [typeof translateCommand | typeof evaluateCommand, string[], RegExp][] = [
     [translateCommand, [], /--model DIR is required/],
     [translateCommand, ["--model", join(root, "missing")], /cannot load the model: loadModelDir: no model directory at .*missing/],
-    [translateCommand, ["--model", modelDir, "--beam", "0"], /--beam must be an integer >= 1, got "0"/],
-    [translateCommand, ["--model", modelDir, "--beam", "2.5"], /--beam must be an integer >= 1, got "2.5"/],
+    [translateCommand, ["--model", modelDir, "--beam", "0"], /--beam: expected an integer in \[1, 1000\], got "0"/],
+    [translateCommand, ["--model", modelDir, "--beam", "2.5"], /--beam: expected an integer in \[1, 1000\], got "2.5"/],
     [translateCommand, ["--model", modelDir, "--max-len-a"], /--max-len-a needs a value/],
     [translateCommand, ["--model", modelDir, "--bogus"], /unknown option --bogus/],
     [translateCommand, ["--model", modelDir, "extra.txt"], /unexpected argument "extra.txt"/],
     [translateCommand, ["--model", modelDir, "--input", join(root, "none.txt")], /cannot read .*none.txt: no such file/],
-    [translateCommand, ["--model", modelDir, "--backend", "tpu"], /--backend must be one of cpu, .*\(optionally name:mode\), got "tpu"/],
-    [evaluateCommand, ["--model", modelDir, "--split", "test2017"], /--split must be one of train, valid, test2016, got "test2017"/],
+    [translateCommand, ["--model", modelDir, "--backend", "tpu"], /--backend: unknown backend "tpu"; available: cpu, gpujs, wasm/],
+    [translateCommand, ["--model", modelDir, "--backend", "wasm:xyz"], /--backend: wasm takes no mode, got "wasm:xyz"/],
+    [translateCommand, ["--model", modelDir, "--beam", "100000"], /--beam: expected an integer in \[1, 1000\], got "100000"/],
+    [translateCommand, ["--model", modelDir, "--max-len-b", "1e9"], /--max-len-b: expected an integer in \[0, 100000\]/],
+    [evaluateCommand, ["--model", modelDir, "--split", "test2017"], /--split: expected one of train, valid, test2016, got "test2017"/],
     [evaluateCommand, ["--model", modelDir, "--data-dir", join(root, "nodata")], /cannot read the test2016 split: --data-dir .*nodata does not exist/],
     [evaluateCommand, ["--model", modelDir, "--data-dir", root], /cannot read the test2016 split: .*source file not found: .*test2016.de/],
-    [evaluateCommand, ["--model", modelDir, "--limit", "0"], /--limit must be an integer >= 1, got "0"/],
+    [evaluateCommand, ["--model", modelDir, "--limit", "0"], /--limit: expected an integer ≥ 1, got "0"/],
   ];
   for (const [cmd, argv, re] of cases) {
     const r = await run(cmd, argv, "Hallo\n");

@@ -12,7 +12,7 @@ import { randomSources, tinyModel } from "./tiny.ts";
 
 const FC = { seed: 4242, numRuns: 10 };
 const V = 12;
-const LEN = { maxLenA: 1, maxLenB: 2 };
+const LEN = { maxLenA: 1, maxLenB: 2, banned: [] as number[] }; // tiny vocabularies: ids 3 and 4 are real tokens here, not <unk>/<mask>
 const close = (a: number, b: number, tol = 1e-4) => Math.abs(a - b) <= tol * (1 + Math.abs(b));
 
 function assertSameHyps(got: Hypothesis[], want: Hypothesis[], what: string): void {
@@ -85,7 +85,7 @@ test("a beam wide enough never to prune finds the brute-force best sequence (so 
     async (seed, { vocab, L }, alpha, srcLen, gain) => {
       const model = tinyModel(seed, { srcVocab: vocab, tgtVocab: vocab, gain });
       const src = randomSources(seed, 1, vocab, srcLen)[0];
-      const opts = { maxLenA: 0, maxLenB: L, lengthPenalty: alpha };
+      const opts = { maxLenA: 0, maxLenB: L, lengthPenalty: alpha, banned: [] as number[] };
       const seqs = allSequences(vocab, L);
       const scores = await scoreTargets(model, seqs.map(() => src), seqs, opts);
       const norm = scores.map((s, i) => s / Math.pow(seqs[i].length + 1, alpha));
@@ -177,6 +177,8 @@ test("decoding leaks no buffers, runs in eval mode and restores training mode", 
   assertSameHyps(await beamSearch(model, srcs, { ...LEN, beam: 4 }), evalBeam, "beam in train mode");
   await beamSearchNBest(model, srcs, { ...LEN, beam: 4, nBest: 2 });
   await scoreTargets(model, srcs, evalGreedy.map((h) => h.tokens));
+  // The default bans the tokenizer's <unk> (3) and <mask> (4), as the command line does.
+  await greedyDecode(model, srcs, { maxLenA: LEN.maxLenA, maxLenB: LEN.maxLenB }).then((hs) => hs.forEach((h) => assert.ok(!h.tokens.includes(3) && !h.tokens.includes(4))));
   await greedyDecode(model, srcs, { ...LEN, banned: [5, 6] }).then((hs) => hs.forEach((h) => assert.ok(!h.tokens.includes(5) && !h.tokens.includes(6))));
   assert.ok(model.training, "training mode restored");
   assert.is(getBackend().liveBuffers(), before, "live buffers after decoding");

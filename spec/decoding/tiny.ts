@@ -42,7 +42,7 @@ export function tinyModelDir(seed: number, extra: Partial<TransformerConfig> & {
   const tokenizer = tinyTokenizer();
   const model = tinyModel(seed, { srcVocab: tokenizer.vocabSize, tgtVocab: tokenizer.vocabSize, maxLen: 64, ...extra });
   const config: ModelDirConfig = {
-    task: "translation", src: "de", tgt: "en", model: { ...model.config },
+    kind: "transformer", config: { ...model.config }, task: "translation", src: "de", tgt: "en",
     decoding: { maxLenA: 1, maxLenB: 3, beam: 3, lengthPenalty: 1 },
     training: { note: "random weights, for tests" },
   };

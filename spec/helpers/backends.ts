@@ -2,6 +2,7 @@
 // HASTEN_TEST_BACKENDS=cpu,wasm narrows the list. A backend that cannot start is reported as
 // skipped with its reason, never silently passed.
 import { registeredBackends, setBackend, type Backend } from "../../core/index.ts";
+import { skipTest } from "./skip.ts";
 
 export interface TestBackend {
   label: string;
@@ -33,7 +34,7 @@ export async function testBackends(): Promise<{ cfg: TestBackend; backend: Backe
     } catch (e) {
       const why = `${cfg.label}: ${(e as Error).message.split("\n")[0]}`;
       skipped.push(why);
-      console.log(`  SKIPPED backend ${why}`);
+      skipTest(undefined, `tests on backend ${cfg.label}`, (e as Error).message.split("\n")[0]);
     }
   }
   await setBackend("cpu");

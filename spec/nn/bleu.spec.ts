@@ -9,6 +9,7 @@ import { computeBleu, corpusBleu, formatBleu, formatFixed, sentenceBleu } from "
 import { tokenize13a } from "../../nn/metrics/tokenizer-13a.ts";
 import { findDataDir } from "../../nn/data/paths.ts";
 import { bleuCommand } from "../../scripts/commands/bleu.ts";
+import { skipTest } from "../helpers/skip.ts";
 
 const FC = { seed: 20240607, numRuns: 200 };
 const close = (a: number, b: number, eps: number, what: string) =>
@@ -123,11 +124,8 @@ const secondReference = (i: number, line: string) => (i % 3 === 0 ? line.split("
 
 const dataDir = findDataDir();
 const testEn = dataDir && join(dataDir, "multi30k", "test2016.en");
-test("Multi30k test2016: same report as SacreBLEU 2.6.0", () => {
-  if (!testEn || !existsSync(testEn)) {
-    console.log("  (skipped: Multi30k not found; set DATA_DIR)");
-    return;
-  }
+if (!testEn || !existsSync(testEn)) skipTest(test, 'Multi30k test2016: same report as SacreBLEU 2.6.0', "Multi30k not found; set DATA_DIR");
+else test("Multi30k test2016: same report as SacreBLEU 2.6.0", () => {
   const ref = readFileSync(testEn, "utf8").split("\n").map((l) => l.trim());
   if (ref[ref.length - 1] === "") ref.pop();
   assert.is(ref.length, fixture.corpus_lines);

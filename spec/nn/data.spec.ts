@@ -8,6 +8,7 @@ import fc from "fast-check";
 import { encodePairs, filterByLength, readLines, readParallel } from "../../nn/data/corpus.ts";
 import { Batcher, type Batch, type Example } from "../../nn/data/batcher.ts";
 import { defaultDataDir, findDataDir, multi30kFiles, projectRoot } from "../../nn/data/paths.ts";
+import { skipTest } from "../helpers/skip.ts";
 
 const FC = { seed: 31337, numRuns: 100 };
 const PAD = 0, BOS = 1, EOS = 2;
@@ -165,11 +166,8 @@ test("Batcher: clear errors for impossible budgets and bad states", () => {
 });
 
 const dataDir = findDataDir();
-test("Multi30k: train, valid and test2016 read aligned, trailing spaces stripped", () => {
-  if (!dataDir || !existsSync(join(dataDir, "multi30k", "train.de"))) {
-    console.log("  (skipped: Multi30k not found; set DATA_DIR)");
-    return;
-  }
+if (!dataDir || !existsSync(join(dataDir, "multi30k", "train.de"))) skipTest(test, 'Multi30k: train, valid and test2016 read aligned', "Multi30k not found; set DATA_DIR");
+else test("Multi30k: train, valid and test2016 read aligned, trailing spaces stripped", () => {
   const sizes: Record<string, number> = { train: 29000, valid: 1014, test2016: 1000 };
   for (const split of ["train", "valid", "test2016"] as const) {
     const { src, tgt } = multi30kFiles(split, "de", "en", dataDir);

@@ -104,7 +104,7 @@ test("LM: step-by-step and chunked (speculative) scoring with truncate equal the
       const ids = randint(0, 17, [2, T], { generator: new Generator(seed) });
       const F = vals(lm.forward(ids));
       const cache = lm.createCache();
-      for (let t = 0; t < T; t++) assertClose(vals(lm.step(ids.narrow(1, t, 1).reshape(2), cache)), at(F, 2, T, 17, t), 5e-5, `step ${t}`);
+      for (let t = 0; t < T; t++) assertClose(vals(lm.decodeStep(ids.narrow(1, t, 1).reshape(2), cache)), at(F, 2, T, 17, t), 5e-5, `step ${t}`);
       // Speculative pattern: roll back k positions, score them again in one call.
       const back = Math.min(k, T);
       cache.truncate(T - back);
@@ -148,7 +148,7 @@ test("LM memorises a short sequence (tiny overfit)", () => {
     lm.eval();
     const cache = lm.createCache();
     const toks = [seq[0]];
-    for (let t = 0; t < 15; t++) toks.push(tidy(() => lm.step(tensor([toks[t]], { dtype: "int32" }), cache).argmax(-1).item()));
+    for (let t = 0; t < 15; t++) toks.push(tidy(() => lm.decodeStep(tensor([toks[t]], { dtype: "int32" }), cache).argmax(-1).item()));
     cache.dispose();
     return toks;
   });
@@ -174,7 +174,7 @@ test("20 training steps inside tidy() and a cached decode leave no live buffers 
   noGrad(() => {
     lm.eval();
     const cache = lm.createCache();
-    for (let t = 0; t < 6; t++) tidy(() => void lm.step(tensor([t, t + 1], { dtype: "int32" }), cache));
+    for (let t = 0; t < 6; t++) tidy(() => void lm.decodeStep(tensor([t, t + 1], { dtype: "int32" }), cache));
     cache.truncate(2);
     tidy(() => cache.reorder(tensor([1, 1, 0], { dtype: "int32" })));
     assert.ok(backend.liveBuffers() > live, "the cache holds buffers");

@@ -10,6 +10,7 @@ import { BpeTokenizer, SPECIAL_TOKENS, WORD_MARKER } from "../../nn/tokenizer/bp
 import { normalize, splitPieces, splitWords } from "../../nn/tokenizer/normalize.ts";
 import { readLines } from "../../nn/data/corpus.ts";
 import { findDataDir } from "../../nn/data/paths.ts";
+import { skipTest } from "../helpers/skip.ts";
 
 const FC = { seed: 7061, numRuns: 300 };
 
@@ -211,11 +212,8 @@ test("train: a vocabSize below the base vocabulary is refused", () => {
 
 const dataDir = findDataDir();
 const trainDe = dataDir && join(dataDir, "multi30k", "train.de");
-test("Multi30k: small joint vocabulary round-trips every valid line", () => {
-  if (!trainDe || !existsSync(trainDe)) {
-    console.log("  (skipped: Multi30k not found; set DATA_DIR)");
-    return;
-  }
+if (!trainDe || !existsSync(trainDe)) skipTest(test, 'Multi30k: small joint vocabulary round-trips every valid line', "Multi30k not found; set DATA_DIR");
+else test("Multi30k: small joint vocabulary round-trips every valid line", () => {
   const m = join(dataDir!, "multi30k");
   const train = [...readLines(join(m, "train.de")).slice(0, 300), ...readLines(join(m, "train.en")).slice(0, 300)];
   const t = BpeTokenizer.train(train, { vocabSize: 1000 });

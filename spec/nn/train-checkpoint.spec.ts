@@ -12,8 +12,8 @@ import { Generator } from "../../core/rng.ts";
 import {
   CHECKPOINT_FORMAT, loadCheckpoint, readCheckpointHeader, saveCheckpoint, type CheckpointState, type ChunkWriter,
 } from "../../nn/train/checkpoint.ts";
-import { DEFAULT_CONFIG } from "../../nn/train/config.ts";
-import { trainTranslation } from "../../nn/train/run.ts";
+import { defaultConfig } from "../../nn/train/config.ts";
+import { train } from "../../nn/train/run.ts";
 import { TINY, TempCorpora } from "./train-fixture.ts";
 
 const temp = new TempCorpora();
@@ -24,7 +24,7 @@ function state(step: number): CheckpointState {
   const g = new Generator(step);
   g.normal(); // leaves a Box–Muller spare: it must survive the round trip too
   return {
-    format: CHECKPOINT_FORMAT, version: 1, step, config: { ...DEFAULT_CONFIG, out: "runs/x" },
+    format: CHECKPOINT_FORMAT, version: 1, step, config: { ...defaultConfig(), out: "runs/x" },
     optimizer: { step, lr: 1e-3 * step, hyper: { beta1: 0.9, beta2: 0.98, eps: 1e-9, weightDecay: 0, decoupled: true } },
     dropoutRng: g.getState(), batcher: { seed: 1, epoch: 2, position: step }, best: { metric: "bleu", value: 12.5, step },
     tokens: 1000 * step, seconds: 1.5 * step, tokenizerSha256: "ab".repeat(32), trainDataSha256: "cd".repeat(32),
@@ -101,7 +101,7 @@ test("a run whose checkpoint write fails stops, naming the checkpoint that survi
   };
   let msg = "";
   try {
-    await trainTranslation({ ...TINY, data: dir, out, maxSteps: 8, checkpointEvery: 3 }, { writeCheckpoint: flaky });
+    await train({ ...TINY, data: dir, out, maxSteps: 8, checkpointEvery: 3 }, { writeCheckpoint: flaky });
   } catch (e) {
     msg = (e as Error).message;
   }

@@ -6,11 +6,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import {
-  CONFIG_KEYS, CONFIG_KEY_NAMES, DEFAULT_CONFIG, checkConfig, fromFlag, resumeConflicts, toFlag, type TrainConfig,
-} from "../../nn/train/config.ts";
-import { loadConfigFile, parseTrainArgs, trainUsage } from "../../nn/train/flags.ts";
-import { trainCommand } from "../../scripts/commands/train.ts";
+import { checkConfig, defaultConfig, optionTable, resumeConflicts, type TrainConfig } from "../../nn/train/config.ts";
+import { fromFlag, toFlag } from "../../scripts/cli/flags.ts";
+import { loadConfigFile, parseTrainArgs, trainCommand, trainUsage } from "../../scripts/commands/train.ts";
+
+const CONFIG_KEYS = optionTable({});
+const CONFIG_KEY_NAMES = Object.keys(CONFIG_KEYS);
 import { TINY, TempCorpora } from "./train-fixture.ts";
 
 function throwsWith(fn: () => unknown, ...parts: string[]): void {
@@ -89,16 +90,16 @@ test("property: any in-range integer for an int key parses to itself, in both fl
 });
 
 test("checkConfig: relations between keys", () => {
-  const ok: TrainConfig = { ...DEFAULT_CONFIG, out: "runs/x" };
+  const ok: TrainConfig = { ...defaultConfig(), out: "runs/x" };
   assert.equal(checkConfig(ok), ok);
-  throwsWith(() => checkConfig({ ...ok, out: "" }), "--out is required");
-  throwsWith(() => checkConfig({ ...ok, dModel: 100, heads: 3 }), "--d-model 100 must be divisible by --heads 3");
-  throwsWith(() => checkConfig({ ...ok, tgt: "de" }), "--src and --tgt must differ");
+  throwsWith(() => checkConfig({ ...ok, out: "" }), "`out` is required");
+  throwsWith(() => checkConfig({ ...ok, dModel: 100, heads: 3 }), "`dModel` 100 must be divisible by `heads` 3");
+  throwsWith(() => checkConfig({ ...ok, tgt: "de" }), "`src` and `tgt` must differ");
   throwsWith(() => checkConfig({ ...ok, maxSteps: 0, maxEpochs: 0 }), "would never stop");
-  throwsWith(() => checkConfig({ ...ok, maxSentenceTokens: 300 }), "--max-sentence-tokens 300 needs --max-len ≥ 301, got 256");
-  throwsWith(() => checkConfig({ ...ok, maxTokens: 50, maxSentenceTokens: 60 }), "needs --max-tokens ≥ 61");
+  throwsWith(() => checkConfig({ ...ok, maxSentenceTokens: 300 }), "`maxSentenceTokens` 300 needs `maxLen` ≥ 301, got 256");
+  throwsWith(() => checkConfig({ ...ok, maxTokens: 50, maxSentenceTokens: 60 }), "needs `maxTokens` ≥ 61");
   // Values are re-checked too (a config from a checkpoint or a file goes through here).
-  throwsWith(() => checkConfig({ ...ok, heads: 0 }), "config: heads", "integer ≥ 1");
+  throwsWith(() => checkConfig({ ...ok, heads: 0 }), "config: `heads`", "integer in [1, 1024]");
 });
 
 test("config files: JSON and TypeScript, values checked, unknown keys refused", async () => {
@@ -123,19 +124,30 @@ test("config files: JSON and TypeScript, values checked, unknown keys refused", 
 test("hasten train --config: the file's settings apply, flags on the command line win", async () => {
   const data = temp.make();
   writeFileSync(join(data, "run.json"), JSON.stringify({ ...TINY, data, maxSteps: 3, seed: 8 }));
-  const r = await trainCommand([`--config=${join(data, "run.json")}`, `--out=${join(data, "r")}`, "--max-steps=2"], { handleSignals: false });
+  const r = await trainCommand([`--config=${join(data, "run.json")}`, `--out=${join(data, "r")}`, "--max-steps=2", "--progress=none"], { handleSignals: false });
   assert.is(r?.step, 2);
   assert.is(r?.config.seed, 8);
   assert.is(r?.config.dModel, TINY.dModel);
 });
 
 test("resumeConflicts: limits, intervals, decoding and runtime may change; the model and data may not", () => {
-  const saved: TrainConfig = { ...DEFAULT_CONFIG, out: "runs/x" };
+  const saved: TrainConfig = { ...defaultConfig(), out: "runs/x" };
   assert.equal(resumeConflicts(saved, { maxSteps: 99, evalEvery: 5, beam: 2, backend: "wasm", threads: 4, out: "elsewhere", progress: "none" }), []);
   assert.equal(resumeConflicts(saved, { dModel: saved.dModel, lr: saved.lr }), [], "equal values are not conflicts");
   const c = resumeConflicts(saved, { dModel: 512, lr: 1e-3, seed: 9 });
   assert.is(c.length, 3);
-  assert.ok(c[0].includes("--d-model: checkpoint has 256, asked for 512"), c[0]);
+  assert.ok(c[0].includes("`dModel`: checkpoint has 256, asked for 512"), c[0]);
+});
+
+test("the task and model kind choose the settings: lm has seqLen and layers, not src or encLayers", () => {
+  const lm = optionTable({ task: "lm" });
+  assert.ok("seqLen" in lm && "layers" in lm && !("src" in lm) && !("encLayers" in lm));
+  assert.equal(parseTrainArgs(["--task", "lm", "--seq-len", "64", "--layers=2"]).overrides, { task: "lm", seqLen: 64, layers: 2 });
+  throwsWith(() => parseTrainArgs(["--task", "lm", "--src", "de"]), "unknown option --src");
+  throwsWith(() => parseTrainArgs(["--task", "nope"]), 'unknown task "nope"', "translation, lm");
+  throwsWith(() => parseTrainArgs(["--task", "lm", "--model", "transformer"]), "the lm task trains causal-lm models", "choose one of lm");
+  assert.is(defaultConfig({ task: "lm" }).bestBy, "loss");
+  assert.ok(trainUsage("lm").includes("--seq-len") && trainUsage("lm").includes("[loss]"));
 });
 
 test("usage lists every option with its default", () => {

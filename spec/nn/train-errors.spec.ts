@@ -7,14 +7,14 @@ import { join } from "node:path";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { BpeTokenizer } from "../../nn/tokenizer/bpe.ts";
-import { trainTranslation } from "../../nn/train/run.ts";
+import { train } from "../../nn/train/run.ts";
 import { trainCommand } from "../../scripts/commands/train.ts";
 import { TINY, TempCorpora, tinyFlags } from "./train-fixture.ts";
 
 const temp = new TempCorpora();
 const data = temp.make();
 test.after(() => temp.remove());
-const quiet = { handleSignals: false, stderr: { write: () => true } };
+const quiet = { handleSignals: false, stderr: () => {} };
 const cmd = (args: string[]) => trainCommand(args, quiet);
 
 async function rejectsWith(p: Promise<unknown>, ...parts: string[]): Promise<void> {
@@ -30,7 +30,7 @@ async function rejectsWith(p: Promise<unknown>, ...parts: string[]): Promise<voi
 
 // One finished 4-step run that the resume tests try to damage.
 const done = join(data, "done");
-await trainTranslation({ ...TINY, data, out: done, maxSteps: 4 });
+await train({ ...TINY, data, out: done, maxSteps: 4 });
 const ckpt = join(done, "checkpoint.safetensors");
 const original = readFileSync(ckpt);
 const untouched = () => assert.ok(Buffer.compare(original, readFileSync(ckpt)) === 0, "the existing checkpoint changed");

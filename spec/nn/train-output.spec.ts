@@ -13,8 +13,9 @@ import { loadModelDir } from "../../nn/models/model-dir.ts";
 import { loadCheckpoint } from "../../nn/train/checkpoint.ts";
 import { readLog, TrainLog, type LogEntry } from "../../nn/train/log.ts";
 import { lossCurveSvg, niceTicks } from "../../nn/train/plot.ts";
-import { formatDuration, Progress } from "../../nn/train/progress.ts";
-import { trainTranslation } from "../../nn/train/run.ts";
+import { formatDuration } from "../../nn/train/log.ts";
+import { Progress } from "../../scripts/cli/progress.ts";
+import { train } from "../../nn/train/run.ts";
 import { greedyTranslate } from "../../scripts/commands/train.ts";
 import { TINY, TempCorpora } from "./train-fixture.ts";
 
@@ -48,7 +49,7 @@ function xmlElements(xml: string): string[] {
 }
 
 const out = join(data, "run");
-const result = await trainTranslation({ ...TINY, data, out, maxSteps: 12, logEvery: 2, evalEvery: 5, export: "final" }, { translate: greedyTranslate });
+const result = await train({ ...TINY, data, out, maxSteps: 12, logEvery: 2, evalEvery: 5, export: "final" }, { translate: greedyTranslate });
 
 test("log.jsonl: one JSON object per line, steps in order, train entries every logEvery, validations", () => {
   const lines = readFileSync(join(out, "log.jsonl"), "utf8").trimEnd().split("\n");
@@ -113,14 +114,14 @@ test("best.safetensors holds the weights of the best validation", () => {
 test("tokenizer.json is reused by a fresh start of the same run (same data and size), relearned otherwise", async () => {
   const dir = join(data, "cache");
   const startDetail = () => (readLog(join(dir, "log.jsonl"))[0] as { detail?: string }).detail ?? "";
-  await trainTranslation({ ...TINY, data, out: dir, maxSteps: 1 });
+  await train({ ...TINY, data, out: dir, maxSteps: 1 });
   assert.ok(startDetail().includes("(learned)"), startDetail());
   rmSync(join(dir, "checkpoint.safetensors")); // as if it crashed before its first checkpoint
-  await trainTranslation({ ...TINY, data, out: dir, maxSteps: 1 });
+  await train({ ...TINY, data, out: dir, maxSteps: 1 });
   assert.ok(startDetail().includes("(cached)"), startDetail());
   assert.is(readLog(join(dir, "log.jsonl")).filter((e) => e.kind === "event" && e.event === "start").length, 1, "a fresh start begins a new log");
   rmSync(join(dir, "checkpoint.safetensors"));
-  await trainTranslation({ ...TINY, data, out: dir, maxSteps: 1, vocabSize: 330 });
+  await train({ ...TINY, data, out: dir, maxSteps: 1, vocabSize: 330 });
   assert.ok(startDetail().includes("(learned)"), startDetail());
 });
 

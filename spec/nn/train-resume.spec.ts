@@ -10,7 +10,8 @@ import { readSafetensors } from "../../core/safetensors.ts";
 import { readCheckpointHeader } from "../../nn/train/checkpoint.ts";
 import type { TrainConfig } from "../../nn/train/config.ts";
 import { readLog, type TrainEntry } from "../../nn/train/log.ts";
-import { trainTranslation, type TranslateFn } from "../../nn/train/run.ts";
+import { train } from "../../nn/train/run.ts";
+import type { TranslateFn } from "../../nn/tasks/index.ts";
 import { TINY, TempCorpora } from "./train-fixture.ts";
 
 const temp = new TempCorpora();
@@ -24,7 +25,7 @@ async function run(out: string, extra: Partial<TrainConfig>, o: { resume?: boole
   const ac = new AbortController();
   // A resumed run gets only --out and what the test changes: the rest comes from the checkpoint.
   const base = o.resume ? { out: join(data, out) } : { ...TINY, data, out: join(data, out), evalEvery: 4 };
-  const r = await trainTranslation({ ...base, ...extra }, {
+  const r = await train({ ...base, ...extra }, {
     resume: o.resume, translate: echo, signal: ac.signal,
     onStep: (s) => {
       losses.push(s.loss);

@@ -9,7 +9,7 @@ import * as assert from "uvu/assert";
 import { projectRoot } from "../../nn/data/paths.ts";
 import { readCheckpointHeader } from "../../nn/train/checkpoint.ts";
 import { readLog } from "../../nn/train/log.ts";
-import { trainTranslation } from "../../nn/train/run.ts";
+import { train } from "../../nn/train/run.ts";
 import { TempCorpora, tinyFlags } from "./train-fixture.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -51,7 +51,7 @@ test("SIGINT: the step finishes, a checkpoint of that step is written, exit code
   const last = entries[entries.length - 1];
   assert.ok(last.kind === "event" && last.event === "interrupted" && last.step === step, JSON.stringify(last));
 
-  const r = await trainTranslation({ out, maxSteps: step + 2, progress: "none" }, { resume: true });
+  const r = await train({ out, maxSteps: step + 2 }, { resume: true });
   assert.is(r.resumedFrom, step);
   assert.is(r.step, step + 2);
   assert.ok(existsSync(join(out, "model", "model.safetensors")));

@@ -1,6 +1,7 @@
 // Progress on stderr: a bar redrawn in place on a terminal, plain lines otherwise (logs, CI).
 //
 //   step 1200/20000 [###.............]  6.0% ep 3 | loss 4.213 | 5,310 tok/s | lr 7.0e-4 | ETA 2h05m
+import { formatDuration, type TrainEvent } from "../../nn/index.ts";
 
 export interface ProgressStream {
   write(s: string): unknown;
@@ -17,23 +18,26 @@ export interface ProgressFields {
   etaSec: number | null;
 }
 
-export function formatDuration(sec: number): string {
-  if (!Number.isFinite(sec) || sec < 0) return "?";
-  const s = Math.round(sec);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  const h = Math.floor(s / 3600);
-  return `${h}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
-}
-
 export class Progress {
   readonly mode: "bar" | "lines" | "none";
   private lastDraw = 0;
   private drawn = false;
+  private total: number;
 
   // mode "auto": a bar when the stream is a terminal, lines otherwise.
-  constructor(private readonly stream: ProgressStream, mode: "auto" | "bar" | "lines" | "none", private readonly total: number) {
+  constructor(private readonly stream: ProgressStream, mode: "auto" | "bar" | "lines" | "none", total = 0) {
     this.mode = mode === "auto" ? (stream.isTTY ? "bar" : "lines") : mode;
+    this.total = total;
+  }
+
+  // Draws a training run's events: lines at each logged interval, a bar in between.
+  onEvent(e: TrainEvent): void {
+    if (e.type === "start") {
+      this.total = e.totalSteps;
+      this.message(e.text);
+    } else if (e.type === "message") this.message(e.text);
+    else if (e.logged) this.update(e, true);
+    else if (this.mode === "bar") this.update(e);
   }
 
   private text(f: ProgressFields): string {

@@ -1,0 +1,34 @@
+// The input and output sides that every Transformer here shares:
+//   in:  x = dropout(√D · E[ids] + P[offset …])        ids [B, T] → [B, T, D]
+//   out: logits = h · Wᵀ                                h [..., D] → [..., V]
+// where W [V, D] is the token embedding itself (tied) or an output projection's weight. The √D
+// scale keeps embeddings (initialised with std D^-½) on the scale of the positions.
+import { linear, type Generator, type Tensor } from "../../core/index.ts";
+import type { Dropout } from "./dropout.ts";
+import type { Embedding } from "./embedding.ts";
+import { LearnedPositions, SinusoidalPositions, type PositionalEncoding } from "./positions.ts";
+
+export type PositionsKind = "sinusoidal" | "learned";
+
+export function makePositions(kind: PositionsKind, maxLen: number, dModel: number, generator: Generator): PositionalEncoding {
+  return kind === "learned" ? new LearnedPositions(maxLen, dModel, { generator }) : new SinusoidalPositions(maxLen, dModel);
+}
+
+// ids [B, T] int32 → [B, T, D]; `offset` is the position of ids[:, 0] (cache length when decoding).
+export function embedTokens(embed: Embedding, positions: PositionalEncoding, drop: Dropout, ids: Tensor, offset: number): Tensor {
+  const x = embed.forward(ids).mul(Math.sqrt(embed.dim)).add(positions.forward(ids.shape[1], offset));
+  return drop.forward(x);
+}
+
+// h [..., D] → logits [..., V] with W [V, D] read transposed in place.
+export function projectTokens(h: Tensor, weight: Tensor): Tensor {
+  return linear(h, weight);
+}
+
+// Parameters of the pieces above and of the pre-LN blocks, in closed form (model kinds check a
+// config against its weight file with these before building anything).
+export const paramCount = {
+  attention: (d: number) => 4 * (d * d + d), // q, k, v, o with biases
+  feedForward: (d: number, f: number) => 2 * d * f + f + d,
+  layerNorm: (d: number) => 2 * d,
+};

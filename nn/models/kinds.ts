@@ -1,0 +1,108 @@
+// The model interfaces that decoders, tasks and commands program against, and the registry of
+// model kinds. A model kind is one file (its class, its config check, its descriptor) plus one
+// registration line in nn/models/index.ts; nothing else needs to know its class.
+import type { Generator, Tensor } from "../../core/index.ts";
+import type { Module } from "../module.ts";
+import type { OptionTable, OptionValue } from "../options.ts";
+
+// An incremental decoding state (KV caches). reorder(index): row i continues old row index[i]
+// (beam search, dropping finished rows); truncate(n) rolls back to n positions (speculative decoding).
+export interface DecodeCache {
+  readonly length: number; // positions decoded so far: the position of the next token
+  reorder(index: Tensor): void;
+  truncate(length: number): void;
+  dispose(): void;
+}
+
+interface ModelBase extends Module {
+  // Dropout masks come from here; a checkpoint saves its state for exact resume.
+  readonly dropoutGenerator: Generator;
+}
+
+// Sequence to sequence: a source sentence in, a target sentence out.
+export interface EncoderDecoderModel extends ModelBase {
+  readonly family: "encoder-decoder";
+  readonly config: { readonly srcVocab: number; readonly tgtVocab: number; readonly maxLen: number; readonly padId: number };
+  // Teacher-forced pass: src [B, S], tgtIn [B, T] int32 → logits [B, T, V].
+  forward(src: Tensor, tgtIn: Tensor): Tensor;
+  // src [B, S] → memory [B, S, D]; the padding mask defaults to src == padId.
+  encode(src: Tensor, srcPadMask?: Tensor): Tensor;
+  createCache(): DecodeCache;
+  // last [B] int32 → next-token logits [B, V]; appends one position to the cache.
+  decodeStep(last: Tensor, memory: Tensor, memoryPadMask: Tensor | undefined, cache: DecodeCache): Tensor;
+}
+
+// A decoder-only language model.
+export interface CausalLM extends ModelBase {
+  readonly family: "causal-lm";
+  readonly config: { readonly vocab: number; readonly maxLen: number };
+  // ids [B, T] → logits [B, T, V]. With a cache, ids are the next positions (a prompt, or several
+  // draft tokens to verify at once), the first at position cache.length.
+  forward(ids: Tensor, opts?: { cache?: DecodeCache; padMask?: Tensor }): Tensor;
+  createCache(): DecodeCache;
+  // last [B] int32 → next-token logits [B, V]; appends one position to the cache.
+  decodeStep(last: Tensor, cache: DecodeCache): Tensor;
+}
+
+export type AnyModel = EncoderDecoderModel | CausalLM;
+export type ModelFamily = AnyModel["family"];
+
+// What a tokenizer must agree with: every listed vocabulary size, and the padding id.
+export interface VocabNeeds {
+  sizes: number[];
+  padId?: number;
+}
+
+export interface ModelKind<C extends object = object> {
+  readonly name: string;
+  readonly family: ModelFamily;
+  readonly summary: string;
+  // The settings `train` may give (model width, layers, …), with defaults.
+  readonly options: OptionTable;
+  // A config from those settings and the tokenizer's vocabulary.
+  fromOptions(o: Readonly<Record<string, OptionValue>>, vocab: { size: number; padId: number; seed: number }): C;
+  // A stored config (model directory, checkpoint), checked strictly: every field present and
+  // valid, no unknown field. Throws plain errors naming the field.
+  check(raw: unknown): C;
+  // The parameter count the config implies, in closed form: checked against a weight file's
+  // header before anything is allocated (a corrupt config must not allocate gigabytes).
+  numParameters(c: C): number;
+  vocab(c: C): VocabNeeds;
+  build(c: C): AnyModel;
+}
+
+const kinds = new Map<string, ModelKind>();
+
+export function registerModelKind<C extends object>(kind: ModelKind<C>): void {
+  if (kinds.has(kind.name)) throw new Error(`registerModelKind: a model kind "${kind.name}" is already registered`);
+  kinds.set(kind.name, kind as unknown as ModelKind);
+}
+
+export function modelKinds(): string[] {
+  return [...kinds.keys()];
+}
+
+export function getModelKind(name: string): ModelKind {
+  const k = kinds.get(name);
+  if (!k) throw new Error(`unknown model kind "${name}"; registered kinds: ${modelKinds().join(", ")}`);
+  return k;
+}
+
+export function isEncoderDecoder(m: AnyModel): m is EncoderDecoderModel {
+  return m.family === "encoder-decoder";
+}
+
+export function isCausalLM(m: AnyModel): m is CausalLM {
+  return m.family === "causal-lm";
+}
+
+// Strict field check shared by the kinds' check(): exactly these keys, each present.
+export function checkFields(who: string, raw: unknown, keys: readonly string[]): Record<string, unknown> {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new Error(`${who}: expected a config object, got ${JSON.stringify(raw)}`);
+  const got = Object.keys(raw);
+  const missing = keys.filter((k) => !got.includes(k)), extra = got.filter((k) => !keys.includes(k));
+  if (missing.length || extra.length) {
+    throw new Error(`${who}: ${[missing.length ? `missing ${missing.join(", ")}` : "", extra.length ? `unknown ${extra.join(", ")}` : ""].filter(Boolean).join("; ")}`);
+  }
+  return raw as Record<string, unknown>;
+}
