@@ -209,7 +209,7 @@ export async function train(overrides: Record<string, unknown>, opts: { resume?:
       if (lastCkptStep !== step) await checkpoint();
       if (stoppedBy === "interrupted") {
         log.append({ kind: "event", step, event: "interrupted", seconds: elapsed(), detail: "checkpoint written; continue with resume" });
-        emit({ type: "message", text: `interrupted at step ${step}: checkpoint written to ${files.checkpoint}; continue with --resume` });
+        emit({ type: "message", text: `interrupted at step ${step}: checkpoint written to ${files.checkpoint}; continue with \`resume\`` });
       } else {
         if (c.export === "best" && best) model.load(files.best);
         const info = p.exportInfo();

@@ -12,7 +12,7 @@ import {
   type OptionTable, type OptionValue, type TrainResult, type TranslateFn,
 } from "../../nn/index.ts";
 import { asUsageError, runCommand, type CommandIO } from "../cli/common.ts";
-import { formatHelp, fromFlag, parseFlags, toFlag, UsageError, type FlagSpec } from "../cli/flags.ts";
+import { formatHelp, fromFlag, keysToFlags, parseFlags, toFlag, UsageError, type FlagSpec } from "../cli/flags.ts";
 import { Progress, type ProgressStream } from "../cli/progress.ts";
 
 export interface TrainIO extends Omit<CommandIO, "stdout"> {
@@ -195,7 +195,7 @@ export async function trainCommand(argv: string[], io: TrainIO = {}): Promise<Tr
         resume: a.resume, translate: greedyTranslate, signal: ac.signal,
         onEvent: (e) => {
           started = true;
-          progress.onEvent(e);
+          progress.onEvent(e.type === "step" ? e : { ...e, text: keysToFlags(e.text) });
         },
       });
       progress.done();
