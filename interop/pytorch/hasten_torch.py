@@ -74,7 +74,7 @@ from torch import nn
 
 __all__ = [
     "Transformer", "transformer_config", "load_model_dir", "save_model_dir", "read_safetensors",
-    "write_safetensors", "greedy_decode", "beam_search", "decode_corpus", "decode_ids", "pad_mask",
+    "write_safetensors", "greedy_decode", "beam_search", "decode_corpus", "decode_ids", "tokenizer_tokens", "pad_mask",
     "MODEL_DIR_FORMAT", "MASKED",
 ]
 
@@ -747,7 +747,8 @@ def decode_corpus(model, sources, batch_size=32, beam=1, **opts):
 # Tokenizer file (nn/tokenizer/bpe.ts): ids 0-4 specials, 5-260 bytes, then the alphabet, then
 # one id per distinct merge result.
 
-def _tokenizer_tokens(tok):
+def tokenizer_tokens(tok):
+    """The token string of every id of a parsed tokenizer.json (what decode_ids looks ids up in)."""
     tokens = SPECIALS + [f"<0x{b:02X}>" for b in range(256)] + list(tok["alphabet"])
     seen = set(tokens)
     for a, b in tok["merges"]:
@@ -776,8 +777,9 @@ def _read_tokenizer(tok, where):
 
 def decode_ids(tok, ids):
     """Token ids -> text, as BpeTokenizer.decode: specials dropped, byte runs decoded as UTF-8
-    (invalid bytes become U+FFFD), word markers to spaces, the first space dropped."""
-    tokens = tok["_tokens"] if "_tokens" in tok else _tokenizer_tokens(tok)
+    (invalid bytes become U+FFFD), word markers to spaces, the first space dropped.
+    tok: the parsed tokenizer.json, or tokenizer_tokens(tok) to skip rebuilding the list per call."""
+    tokens = tok if isinstance(tok, list) else tokenizer_tokens(tok)
     out, run = [], bytearray()
     for i in ids:
         if not 0 <= i < len(tokens):
@@ -930,8 +932,7 @@ def save_model_dir(model, config, path, tokenizer=None, version=2, dtype="F32"):
         state = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
         write_safetensors(os.path.join(tmp, MODEL_DIR_FILES["weights"]), state,
                           {"format": MODEL_DIR_FORMAT, "src": body["src"], "tgt": body["tgt"]}, dtype=dtype)
-        tok_out = {k: v for k, v in tok.items() if k != "_tokens"}
-        for key, obj in (("tokenizer", tok_out), ("config", head)):
+        for key, obj in (("tokenizer", tok), ("config", head)):
             with open(os.path.join(tmp, MODEL_DIR_FILES[key]), "w", encoding="utf-8") as f:
                 f.write(json.dumps(obj, ensure_ascii=False, indent=2 if key == "config" else None) + ("\n" if key == "config" else ""))
                 f.flush()
@@ -977,4 +978,7 @@ def _main(argv):
 
 
 if __name__ == "__main__":
-    _main(sys.argv[1:])
+    try:
+        _main(sys.argv[1:])
+    except (OSError, ValueError) as e:  # bad input: the message says what, no traceback
+        raise SystemExit(f"hasten_torch: {e}") from None

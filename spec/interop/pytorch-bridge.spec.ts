@@ -52,6 +52,8 @@ const SENTENCES: [string, string][] = [
   ["Ein Hund fängt einen Ball in der Luft.", "A dog catches a ball in the air."],
   ["Musiker spielen auf der Straße für eine Menschenmenge.", "Musicians play on the street for a crowd."],
 ];
+// Texts for decode_ids: characters outside the alphabet go through byte fallback.
+const DECODE_TEXTS = [...SENTENCES.slice(0, 3).map(([de]) => de), "Ein Café für 3½ € 😀 — ąčę ▁x", "  Leerzeichen  "];
 const TEACHER_FORCED = 5; // sentences whose logits are compared (20 × 8,000 × T floats is more than needed)
 const BEAM_SENTENCES = 6;
 const LOGIT_TOL = 1e-4;
@@ -70,7 +72,7 @@ const py = findTorchPython();
 if ("skip" in py) {
   const t = suite("pytorch bridge");
   console.log(`  SKIPPED pytorch bridge: ${py.skip}`);
-  for (const name of ["sinusoid table", "teacher-forced logits", "greedy and beam tokens", "torch → Hasten round trip", "bad directories"]) {
+  for (const name of ["sinusoid table", "teacher-forced logits", "greedy and beam tokens", "torch → Hasten round trip", "bad directories", "decode_ids"]) {
     t.skip(`${name} (needs PyTorch)`, () => {});
   }
   t.run();
@@ -126,39 +128,40 @@ if ("skip" in py) {
     ["untied-names", /does not match the config: unexpected outProj\.weight/],
   ];
 
-  const ops: Record<string, unknown>[] = [
-    { op: "sinusoid", maxLen: 256, dModel: 256, out: join(root, "sinusoid.f32") },
-    { op: "logits", dir: SHIPPED, src: sources.slice(0, TEACHER_FORCED), tgt: targets, out: join(root, "shipped.f32") },
-    { op: "greedy", dir: SHIPPED, sources, maxLenA, maxLenB, banned },
-    { op: "beam", dir: SHIPPED, sources: sources.slice(0, BEAM_SENTENCES), beam: 5, lengthPenalty: 1, maxLenA, maxLenB, banned },
-  ];
+  // Named operations for the driver, run in insertion order.
+  const ops = new Map<string, Record<string, unknown> & { op: string }>();
+  const out = (name: string) => join(root, `${name}.f32`);
+  ops.set("sinusoid", { op: "sinusoid", maxLen: 256, dModel: 256, out: out("sinusoid") });
+  ops.set("shipped logits", { op: "logits", dir: SHIPPED, src: sources.slice(0, TEACHER_FORCED), tgt: targets, out: out("shipped") });
+  ops.set("shipped greedy", { op: "greedy", dir: SHIPPED, sources, maxLenA, maxLenB, banned });
+  ops.set("shipped beam", { op: "beam", dir: SHIPPED, sources: sources.slice(0, BEAM_SENTENCES), beam: 5, lengthPenalty: 1, maxLenA, maxLenB, banned });
+  ops.set("shipped decode_ids", { op: "decode_ids", dir: SHIPPED, ids: DECODE_TEXTS.map((s) => tok.encode(s)) });
   for (const [i, r] of RANDOM.entries()) {
     const dir = join(root, r.name);
-    ops.push(
-      { op: "save_random", seed: 100 + i, config: { ...small, ...r.config }, out: dir, tokenizer: tinyTokPath, version: 1, dtype: r.dtype },
-      { op: "logits", dir, src: rSrc, tgt: rTgt, out: join(root, `${r.name}.f32`) },
-      { op: "greedy", dir, sources: rSrc, maxLenA: 1, maxLenB: 4, banned: [] },
-    );
+    ops.set(`${r.name} save`, { op: "save_random", seed: 100 + i, config: { ...small, ...r.config }, out: dir, tokenizer: tinyTokPath, version: 1, dtype: r.dtype });
+    ops.set(`${r.name} logits`, { op: "logits", dir, src: rSrc, tgt: rTgt, out: out(r.name) });
+    ops.set(`${r.name} greedy`, { op: "greedy", dir, sources: rSrc, maxLenA: 1, maxLenB: 4, banned: [] });
   }
   // Version 2: the first random model again (same seed), read back by torch.
   const v2 = join(root, "v2");
-  ops.push(
-    { op: "save_random", seed: 100, config: { ...small, ...RANDOM[0].config }, out: v2, tokenizer: tinyTokPath, version: 2, dtype: "F32" },
-    { op: "load", dir: v2 },
-    { op: "logits", dir: v2, src: rSrc, tgt: rTgt, out: join(root, "v2.f32") },
-  );
-  for (const [name] of BAD) ops.push({ op: "load", dir: bad(name) });
+  ops.set("v2 save", { op: "save_random", seed: 100, config: { ...small, ...RANDOM[0].config }, out: v2, tokenizer: tinyTokPath, version: 2, dtype: "F32" });
+  ops.set("v2 load", { op: "load", dir: v2 });
+  ops.set("v2 logits", { op: "logits", dir: v2, src: rSrc, tgt: rTgt, out: out("v2") });
+  for (const [name] of BAD) ops.set(`bad ${name}`, { op: "load", dir: bad(name) });
 
   const requestPath = join(root, "request.json");
-  writeFileSync(requestPath, JSON.stringify({ ops }));
+  writeFileSync(requestPath, JSON.stringify({ ops: [...ops.values()] }));
   const run = spawnSync(py.python, [DRIVER, requestPath], { encoding: "utf8", timeout: 180_000, maxBuffer: 64 << 20 });
   if (run.status !== 0) throw new Error(`pytorch_driver.py failed (${run.error?.message ?? `exit ${run.status}`}):\n${run.stderr}`);
-  const results: Record<string, any>[] = JSON.parse(run.stdout.trim().split("\n").pop()!).results;
-  const result = (i: number) => {
-    const r = results[i];
-    if (r.error) throw new Error(`pytorch_driver op ${i} (${(ops[i] as { op: string }).op}) failed: ${r.error}\n${r.trace}`);
+  const list: Record<string, any>[] = JSON.parse(run.stdout.trim().split("\n").pop()!).results;
+  const results = new Map([...ops.keys()].map((k, i) => [k, list[i]]));
+  // The result of an operation that had to succeed.
+  const result = (name: string) => {
+    const r = results.get(name)!;
+    if (r.error) throw new Error(`pytorch_driver: "${name}" failed: ${r.error}\n${r.trace}`);
     return r;
   };
+  const file = (name: string) => ops.get(name)!.out as string;
   const f32 = (path: string) => {
     const b = readFileSync(path);
     return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
@@ -191,7 +194,7 @@ if ("skip" in py) {
   t(`sinusoid table equals Hasten's interleaved layout (torch ${py.torch})`, () => {
     const pe = new SinusoidalPositions(256, 256);
     const table = pe.forward(256);
-    const d = maxDiff(f32(ops[0].out as string), table.dataSync());
+    const d = maxDiff(f32(file("sinusoid")), table.dataSync());
     table.dispose();
     pe.dispose();
     // Both round float64 angles to float32; a last-bit difference in libm's sin could differ by one ulp.
@@ -199,13 +202,13 @@ if ("skip" in py) {
   });
 
   t("models/ar-de-en: teacher-forced logits equal Hasten's", async () => {
-    assert.equal(result(1).shape, [TEACHER_FORCED, Math.max(...targets.map((r) => r.length)), 8000]);
-    const d = maxDiff(f32(ops[1].out as string), await hastenLogits(shipped.model, sources.slice(0, TEACHER_FORCED), targets));
+    assert.equal(result("shipped logits").shape, [TEACHER_FORCED, Math.max(...targets.map((r) => r.length)), 8000]);
+    const d = maxDiff(f32(file("shipped logits")), await hastenLogits(shipped.model, sources.slice(0, TEACHER_FORCED), targets));
     assert.ok(d <= LOGIT_TOL, `largest logit difference ${d} (tolerance ${LOGIT_TOL})`);
   });
 
   t("models/ar-de-en: greedy (20 sentences) and beam 5 give Hasten's tokens", async () => {
-    const g = result(2), b = result(3);
+    const g = result("shipped greedy"), b = result("shipped beam");
     const hg = await greedyDecode(shipped.model, sources, { maxLenA, maxLenB, banned });
     hg.forEach((h, i) => {
       assert.equal(g.tokens[i], h.tokens, `greedy sentence ${i}: ${SENTENCES[i][0]}`);
@@ -220,13 +223,13 @@ if ("skip" in py) {
   });
 
   t("torch-saved random models load in Hasten with the same logits and greedy tokens", async () => {
-    for (const [i, r] of RANDOM.entries()) {
-      const [saved, logits, greedy] = [result(4 + 3 * i), result(5 + 3 * i), result(6 + 3 * i)];
+    for (const r of RANDOM) {
+      const [saved, logits, greedy] = ["save", "logits", "greedy"].map((k) => result(`${r.name} ${k}`));
       const m = loadModelDir(join(root, r.name));
       try {
         assert.equal(m.model.namedParameters().map(([n]) => n).sort(), saved.names, `${r.name}: parameter names`);
         assert.equal(logits.shape, [rSrc.length, Math.max(...rTgt.map((x) => x.length)), tiny.vocabSize], `${r.name}: logits shape`);
-        const d = maxDiff(f32(ops[5 + 3 * i].out as string), await hastenLogits(m.model, rSrc, rTgt));
+        const d = maxDiff(f32(file(`${r.name} logits`)), await hastenLogits(m.model, rSrc, rTgt));
         assert.ok(d <= LOGIT_TOL, `${r.name}: largest logit difference ${d}`);
         const hg = await greedyDecode(m.model, rSrc, { maxLenA: 1, maxLenB: 4 });
         assert.equal(greedy.tokens, hg.map((h) => h.tokens), `${r.name}: greedy tokens`);
@@ -236,18 +239,22 @@ if ("skip" in py) {
         m.model.dispose();
       }
     }
-    const v = 4 + 3 * RANDOM.length;
-    assert.is(result(v + 1).version, 2);
-    assert.is(maxDiff(f32(ops[v + 2].out as string), f32(ops[5].out as string)), 0, "version-2 directory: torch reads back what it wrote");
+    assert.is(result("v2 load").version, 2);
+    const d = maxDiff(f32(file("v2 logits")), f32(file(`${RANDOM[0].name} logits`)));
+    assert.is(d, 0, "version-2 directory: torch reads back what it wrote");
   });
 
   t("torch refuses broken model directories with a message naming the problem", () => {
-    const first = 4 + 3 * RANDOM.length + 3;
-    BAD.forEach(([name, want], i) => {
-      const r = results[first + i];
+    for (const [name, want] of BAD) {
+      const r = results.get(`bad ${name}`)!;
       assert.ok(r.error, `${name}: expected an error, got ${JSON.stringify(r)}`);
-      assert.match(r.error, want, `${name}`);
-    });
+      assert.match(r.error, want, name);
+    }
+  });
+
+  t("decode_ids turns ids into BpeTokenizer.decode's text, byte fallback included", () => {
+    const texts = result("shipped decode_ids").texts as string[];
+    DECODE_TEXTS.forEach((s, i) => assert.is(texts[i], tok.decode(tok.encode(s)), s));
   });
   t.run();
 }

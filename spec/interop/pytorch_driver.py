@@ -66,6 +66,10 @@ def run(op):
         return {"parameters": sum(p.numel() for p in model.parameters()), "names": sorted(model.state_dict())}
     if kind == "sinusoid":
         return {"shape": write_f32(op["out"], ht.sinusoid_table(op["maxLen"], op["dModel"]))}
+    if kind == "decode_ids":
+        _, cfg = model_of(op["dir"])
+        tokens = ht.tokenizer_tokens(cfg["tokenizer"])
+        return {"texts": [ht.decode_ids(tokens, ids) for ids in op["ids"]]}
     if kind == "load":
         model, cfg = model_of(op["dir"])
         return {"version": cfg["version"], "config": model.config}
