@@ -18,7 +18,7 @@
 // contender, needs (on 2 cores, it oversubscribes them). The table names the BLAS torch loaded.
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getWasmRuntime } from "../core/backends/wasm/index.ts";
 import { decodeCorpus } from "../decoding/index.ts";
@@ -242,7 +242,7 @@ export async function translateBench(o: BenchOptions & { model?: string; sentenc
   notes.unshift(
     `"hasten/torch": Hasten's sentences/s over PyTorch's (above 1: Hasten faster); medians over ${rounds} round${rounds === 1 ? "" : "s"}`,
     `"torch ≠": sentences whose PyTorch tokens differ from Hasten 1t's in any round; "hasten ≠": the same for Hasten at this thread count`,
-    `model ${modelDir}: decoding maxLenA ${d.maxLenA}, maxLenB ${d.maxLenB}, length penalty ${d.lengthPenalty}; unk and mask banned`,
+    `model ${relative(process.cwd(), modelDir) || "."}: decoding maxLenA ${d.maxLenA}, maxLenB ${d.maxLenB}, length penalty ${d.lengthPenalty}; unk and mask banned`,
   );
   if (peers.length > 1) notes.push("torch all-thread child: OMP_WAIT_POLICY=PASSIVE");
   notes.push(`other processes used ${pct(wallMs > 0 ? othersMs / wallMs : NaN)} of the CPUs during Hasten's samples`);
