@@ -1,6 +1,7 @@
 // The PyTorch bridge (interop/pytorch/hasten_torch.py) computes what Hasten computes:
 //   - the sinusoid table, entry for entry (the interleaved layout);
-//   - models/ar-de-en loaded in torch: teacher-forced logits within 1e-4 of Hasten's, greedy and
+//   - models/ar-de-en loaded in torch: teacher-forced logits within 1e-4 of Hasten's, Hasten's
+//     training loss equal to F.cross_entropy(ignore_index=0, label_smoothing=0.1), greedy and
 //     beam-5 outputs token-identical on built-in sentences;
 //   - the other way: random torch models saved as model directories (F32, F16, BF16; tied and
 //     untied; sinusoidal and learned positions; ReLU and GELU) load in Hasten with the same logits
@@ -19,7 +20,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { noGrad, tensor, tidy } from "../../core/index.ts";
+import { crossEntropy, noGrad, tensor, tidy } from "../../core/index.ts";
 import { beamSearch, greedyDecode } from "../../decoding/index.ts";
 import { findTorchPython } from "../../interop/pytorch/python.ts";
 import { SinusoidalPositions, type Transformer } from "../../nn/index.ts";
@@ -83,6 +84,7 @@ if ("skip" in py) {
   const { maxLenA, maxLenB } = shipped.config.decoding;
   const sources = SENTENCES.map(([de]) => tok.encode(de));
   const targets = SENTENCES.slice(0, TEACHER_FORCED).map(([, en]) => [tok.bosId, ...tok.encode(en)]);
+  const targetsOut = targets.map((r) => [...r.slice(1), tok.eosId]); // y₁…yₘ eos
   const banned = [tok.unkId, tok.maskId];
 
   // Inputs for the random models: a tokenizer of ~330 ids and seeded random sentences over it.
@@ -133,6 +135,7 @@ if ("skip" in py) {
   const out = (name: string) => join(root, `${name}.f32`);
   ops.set("sinusoid", { op: "sinusoid", maxLen: 256, dModel: 256, out: out("sinusoid") });
   ops.set("shipped logits", { op: "logits", dir: SHIPPED, src: sources.slice(0, TEACHER_FORCED), tgt: targets, out: out("shipped") });
+  ops.set("shipped loss", { op: "loss", dir: SHIPPED, src: sources.slice(0, TEACHER_FORCED), tgt: targets, tgtOut: targetsOut, labelSmoothing: 0.1 });
   ops.set("shipped greedy", { op: "greedy", dir: SHIPPED, sources, maxLenA, maxLenB, banned });
   ops.set("shipped beam", { op: "beam", dir: SHIPPED, sources: sources.slice(0, BEAM_SENTENCES), beam: 5, lengthPenalty: 1, maxLenA, maxLenB, banned });
   ops.set("shipped decode_ids", { op: "decode_ids", dir: SHIPPED, ids: DECODE_TEXTS.map((s) => tok.encode(s)) });
@@ -201,10 +204,16 @@ if ("skip" in py) {
     assert.ok(d <= 1.2e-7, `largest difference ${d}`);
   });
 
-  t("models/ar-de-en: teacher-forced logits equal Hasten's", async () => {
+  t("models/ar-de-en: teacher-forced logits and the training loss equal Hasten's", async () => {
     assert.equal(result("shipped logits").shape, [TEACHER_FORCED, Math.max(...targets.map((r) => r.length)), 8000]);
     const d = maxDiff(f32(file("shipped logits")), await hastenLogits(shipped.model, sources.slice(0, TEACHER_FORCED), targets));
     assert.ok(d <= LOGIT_TOL, `largest logit difference ${d} (tolerance ${LOGIT_TOL})`);
+    // Hasten's trainer loss (nn/train/trainer.ts) against F.cross_entropy(ignore_index=0, label_smoothing=0.1).
+    const loss = noGrad(() => tidy(() => crossEntropy(
+      shipped.model.forward(padded(sources.slice(0, TEACHER_FORCED)), padded(targets)), padded(targetsOut), { ignoreIndex: 0, labelSmoothing: 0.1 },
+    ).item()));
+    const torchLoss = result("shipped loss").loss as number;
+    assert.ok(Math.abs(loss - torchLoss) <= 1e-5 * Math.abs(loss), `loss ${loss} vs torch ${torchLoss}`);
   });
 
   t("models/ar-de-en: greedy (20 sentences) and beam 5 give Hasten's tokens", async () => {

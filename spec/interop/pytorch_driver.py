@@ -44,6 +44,14 @@ def run(op):
         model, _ = model_of(op["dir"])
         with torch.no_grad():
             return {"shape": write_f32(op["out"], model(padded(op["src"]), padded(op["tgt"])))}
+    if kind == "loss":
+        # The training loss as the bridge's docs tell a PyTorch user to write it.
+        model, _ = model_of(op["dir"])
+        with torch.no_grad():
+            logits = model(padded(op["src"]), padded(op["tgt"]))
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), padded(op["tgtOut"]).reshape(-1),
+                                                     ignore_index=0, label_smoothing=op["labelSmoothing"])
+        return {"loss": loss.item()}
     if kind in ("greedy", "beam"):
         model, _ = model_of(op["dir"])
         common = dict(max_len_a=op["maxLenA"], max_len_b=op["maxLenB"], banned=tuple(op.get("banned", ())))
