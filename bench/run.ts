@@ -16,7 +16,7 @@ import { benchOptions, formatSection, machineLine, parseFlags, type BenchOptions
 import { opsBench } from "./op-overhead.ts";
 import { trainBench } from "./train-step.ts";
 
-const BENCHES = ["train", "decode", "ops", "matmul"] as const;
+const BENCHES = ["train", "decode", "ops", "matmul", "translate"] as const;
 type Bench = (typeof BENCHES)[number];
 
 const flags = parseFlags(process.argv.slice(2), "bench/run");
@@ -51,6 +51,7 @@ const runners: Record<Exclude<Bench, "matmul">, (o: BenchOptions) => Promise<Sec
   train: trainBench,
   decode: decodeBench,
   ops: opsBench,
+  translate: async (o) => (await import("./translate-decode.ts")).translateBench(o),
 };
 
 console.log(`Hasten benchmarks${opts.quick ? " (--quick: smoke run, not for reporting)" : ""}\n${machineLine()}\n`);
