@@ -22,7 +22,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getWasmRuntime } from "../core/backends/wasm/index.ts";
 import { decodeCorpus } from "../decoding/index.ts";
-import { findDataDir, loadModelDir, multi30kFiles, readLines } from "../nn/index.ts";
+import { findDataDir, isEncoderDecoder, loadModelDir, multi30kFiles, readLines, type EncoderDecoderModel, type ModelDir } from "../nn/index.ts";
 import {
   benchOptions, cpuTimes, formatSection, isMain, machineLine, median, parseFlags, pct, ratio, torchPython,
   waitQuiet, type BenchOptions, type Section, type TorchPython,
@@ -130,14 +130,16 @@ export async function translateBench(o: BenchOptions & { model?: string; sentenc
   ];
   const modelDir = resolve(o.model ?? DEFAULT_MODEL);
   const notes: string[] = [];
-  const m = loadModelDir(modelDir);
-  const d = m.config.decoding;
+  const loaded = loadModelDir(modelDir);
+  if (!isEncoderDecoder(loaded.model)) throw new Error(`${modelDir} is not a translation model`);
+  const m = loaded as ModelDir<EncoderDecoderModel>;
+  const d = m.config.decoding as Record<string, number>;
   const opts: RunOptions = { maxLenA: d.maxLenA, maxLenB: d.maxLenB, lengthPenalty: d.lengthPenalty, banned: [m.tokenizer.unkId, m.tokenizer.maskId] };
 
   const data = findDataDir();
   let lines: string[];
-  if (data && existsSync(multi30kFiles("test2016", m.config.src, m.config.tgt, data).src)) {
-    lines = readLines(multi30kFiles("test2016", m.config.src, m.config.tgt, data).src).slice(0, big);
+  if (data && existsSync(multi30kFiles("test2016", m.config.src ?? "de", m.config.tgt ?? "en", data).src)) {
+    lines = readLines(multi30kFiles("test2016", m.config.src ?? "de", m.config.tgt ?? "en", data).src).slice(0, big);
     notes.push(`sentences: the first ${lines.length} of Multi30k test2016.${m.config.src} (the batch-1 rows: the first ${small})`);
   } else {
     lines = Array.from({ length: big }, (_, i) => FALLBACK[i % FALLBACK.length]);

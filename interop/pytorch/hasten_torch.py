@@ -41,7 +41,8 @@ the model computes something else):
   pad and bos are never emitted, output length is at most min(maxLen - 1, floor(maxLenA * n +
   maxLenB)) tokens for an n-token source (eos then forced), scores are float64 sums of float32
   log-probabilities, and beam search uses fairseq's rules with score / (len + 1)^lengthPenalty.
-  Hasten's translate command also bans unk (3) and mask (4): pass banned=(3, 4) to match it.
+  Like Hasten's decoders, both also ban the tokenizer's unk (3) and mask (4) by default
+  (banned=None); pass banned=() to allow them.
 
 Training at scale, then back to Hasten: the model is an ordinary nn.Module, so
     model = torch.nn.parallel.DistributedDataParallel(model.cuda(rank), device_ids=[rank])
@@ -543,6 +544,8 @@ class Transformer(nn.Module):
 # Decoding (decoding/common.ts, greedy.ts, beam.ts, corpus.ts)
 
 def _prepare(model, sources, max_len_a, max_len_b, bos, eos, pad, banned, who):
+    if banned is None:  # Hasten's default: the tokenizer's <unk> and <mask>, where the vocabulary has them
+        banned = tuple(t for t in (UNK, MASK) if t < model.config["tgtVocab"])
     c = model.config
     pad = c["padId"] if pad is None else pad
     if not (max_len_a >= 0 and max_len_b >= 0 and math.isfinite(max_len_a) and math.isfinite(max_len_b)):
@@ -579,7 +582,7 @@ def _device(model):
 
 
 @torch.no_grad()
-def greedy_decode(model, sources, max_len_a=1.5, max_len_b=10, bos=BOS, eos=EOS, pad=None, banned=()):
+def greedy_decode(model, sources, max_len_a=1.5, max_len_b=10, bos=BOS, eos=EOS, pad=None, banned=None):
     """Batched greedy decoding with a KV cache. sources: lists of ids. Returns [(tokens, score)]:
     tokens without bos/eos, score = sum of log p over the tokens and the final eos."""
     ids, max_out, ban, pad = _prepare(model, sources, max_len_a, max_len_b, bos, eos, pad, banned, "greedy_decode")
@@ -644,7 +647,7 @@ def _top_candidates(lp, base, allowed, m):
 
 @torch.no_grad()
 def beam_search(model, sources, beam=5, length_penalty=1.0, n_best=1, max_len_a=1.5, max_len_b=10,
-                bos=BOS, eos=EOS, pad=None, banned=()):
+                bos=BOS, eos=EOS, pad=None, banned=None):
     """Batched beam search as decoding/beam.ts. Returns, per sentence, up to n_best
     (tokens, score, norm_score) best first (n_best=1: one tuple per sentence)."""
     if not (isinstance(beam, int) and beam >= 1):

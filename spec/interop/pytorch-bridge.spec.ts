@@ -11,8 +11,7 @@
 // Python that imports torch every test is a counted skip, with the reason printed
 // (HASTEN_TORCH_PYTHON=none hides torch to try that path).
 //
-// Hasten in this branch reads version-1 directories only, so torch writes version 1 for Hasten;
-// version 2 is checked torch to torch until the model-kinds restructuring lands.
+// Torch writes version-2 directories ({kind: "transformer", config}); Hasten reads both versions.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,8 +23,9 @@ import { crossEntropy, noGrad, tensor, tidy } from "../../core/index.ts";
 import { beamSearch, greedyDecode } from "../../decoding/index.ts";
 import { findTorchPython } from "../../interop/pytorch/python.ts";
 import { SinusoidalPositions, type Transformer } from "../../nn/index.ts";
-import { loadModelDir, saveModelDir } from "../../nn/models/model-dir.ts";
+import { loadModelDir, saveModelDir, type ModelDir } from "../../nn/models/model-dir.ts";
 import { tinyModelDir, tinyTokenizer } from "../decoding/tiny.ts";
+import { skipTest } from "../helpers/skip.ts";
 
 const SHIPPED = fileURLToPath(new URL("../../models/ar-de-en", import.meta.url));
 const DRIVER = fileURLToPath(new URL("./pytorch_driver.py", import.meta.url));
@@ -72,16 +72,15 @@ const py = findTorchPython();
 // Every await happens before the suite is defined: run alone, uvu starts queued suites on the next tick.
 if ("skip" in py) {
   const t = suite("pytorch bridge");
-  console.log(`  SKIPPED pytorch bridge: ${py.skip}`);
   for (const name of ["sinusoid table", "teacher-forced logits", "greedy and beam tokens", "torch → Hasten round trip", "bad directories", "decode_ids"]) {
-    t.skip(`${name} (needs PyTorch)`, () => {});
+    skipTest(t, `pytorch bridge: ${name}`, py.skip);
   }
   t.run();
 } else {
   const root = mkdtempSync(join(tmpdir(), "hasten-torch-bridge-"));
-  const shipped = loadModelDir(SHIPPED);
+  const shipped = loadModelDir(SHIPPED) as ModelDir<Transformer>;
   const tok = shipped.tokenizer;
-  const { maxLenA, maxLenB } = shipped.config.decoding;
+  const { maxLenA, maxLenB } = shipped.config.decoding as { maxLenA: number; maxLenB: number };
   const sources = SENTENCES.map(([de]) => tok.encode(de));
   const targets = SENTENCES.slice(0, TEACHER_FORCED).map(([, en]) => [tok.bosId, ...tok.encode(en)]);
   const targetsOut = targets.map((r) => [...r.slice(1), tok.eosId]); // y₁…yₘ eos
@@ -115,12 +114,9 @@ if ("skip" in py) {
   };
   copy("no-config", (d) => rmSync(join(d, "config.json")));
   copy("version-3", (d) => editConfig(d, (c) => (c.version = 3)));
-  copy("kind-lm", (d) => editConfig(d, (c) => {
-    Object.assign(c, { version: 2, kind: "lm", config: c.model });
-    delete c.model;
-  }));
+  copy("kind-lm", (d) => editConfig(d, (c) => (c.kind = "lm")));
   copy("truncated", (d) => truncateSync(join(d, "model.safetensors"), 1000));
-  copy("untied-names", (d) => editConfig(d, (c) => (c.model.tieOutput = true))); // the file has outProj.weight
+  copy("untied-names", (d) => editConfig(d, (c) => (c.config.tieOutput = true))); // the file has outProj.weight
   const BAD: [string, RegExp][] = [
     ["missing", /no model directory at/],
     ["no-config", /config\.json is missing/],
@@ -141,7 +137,7 @@ if ("skip" in py) {
   ops.set("shipped decode_ids", { op: "decode_ids", dir: SHIPPED, ids: DECODE_TEXTS.map((s) => tok.encode(s)) });
   for (const [i, r] of RANDOM.entries()) {
     const dir = join(root, r.name);
-    ops.set(`${r.name} save`, { op: "save_random", seed: 100 + i, config: { ...small, ...r.config }, out: dir, tokenizer: tinyTokPath, version: 1, dtype: r.dtype });
+    ops.set(`${r.name} save`, { op: "save_random", seed: 100 + i, config: { ...small, ...r.config }, out: dir, tokenizer: tinyTokPath, version: 2, dtype: r.dtype });
     ops.set(`${r.name} logits`, { op: "logits", dir, src: rSrc, tgt: rTgt, out: out(r.name) });
     ops.set(`${r.name} greedy`, { op: "greedy", dir, sources: rSrc, maxLenA: 1, maxLenB: 4, banned: [] });
   }
@@ -234,7 +230,7 @@ if ("skip" in py) {
   t("torch-saved random models load in Hasten with the same logits and greedy tokens", async () => {
     for (const r of RANDOM) {
       const [saved, logits, greedy] = ["save", "logits", "greedy"].map((k) => result(`${r.name} ${k}`));
-      const m = loadModelDir(join(root, r.name));
+      const m = loadModelDir(join(root, r.name)) as ModelDir<Transformer>;
       try {
         assert.equal(m.model.namedParameters().map(([n]) => n).sort(), saved.names, `${r.name}: parameter names`);
         assert.equal(logits.shape, [rSrc.length, Math.max(...rTgt.map((x) => x.length)), tiny.vocabSize], `${r.name}: logits shape`);

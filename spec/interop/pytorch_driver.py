@@ -54,7 +54,7 @@ def run(op):
         return {"loss": loss.item()}
     if kind in ("greedy", "beam"):
         model, _ = model_of(op["dir"])
-        common = dict(max_len_a=op["maxLenA"], max_len_b=op["maxLenB"], banned=tuple(op.get("banned", ())))
+        common = dict(max_len_a=op["maxLenA"], max_len_b=op["maxLenB"], banned=tuple(op["banned"]) if "banned" in op else None)
         if kind == "greedy":
             hyps = ht.greedy_decode(model, op["sources"], **common)
         else:
