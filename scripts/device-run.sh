@@ -167,17 +167,17 @@ main() {
   # ---- the gpujs parity tests (every kernel, op and gradient against the references) on this adapter
   if [ "$tests" = 1 ]; then
     stamp "parity tests on gpujs/webgpu (spec/run.ts gpujs core/ops.spec) ..."
-    HASTEN_TEST_BACKENDS=gpujs/webgpu,cpu timeout 240 node node_modules/tsx/dist/cli.mjs spec/run.ts gpujs core/ops.spec > "$OUT/gpujs-tests.log" 2>&1
+    HASTEN_TEST_BACKENDS=gpujs/webgpu,cpu timeout 150 node node_modules/tsx/dist/cli.mjs spec/run.ts gpujs core/ops.spec > "$OUT/gpujs-tests.log" 2>&1
     rc=$?
     grep -E 'parity runs on adapter|^ *(Total|Passed|Skipped|Duration):|passed, [0-9]+ failed|FAIL|✘' "$OUT/gpujs-tests.log" | grep -v 'artificially reduced' | head -20
-    stamp "parity tests: exit $rc$([ $rc = 124 ] && echo ' (timed out after 240 s)')"
+    stamp "parity tests: exit $rc$([ $rc = 124 ] && echo ' (timed out after 150 s)')"
   fi
 
   # ---- the report
   q=()
   [ "$quick" = 1 ] && q=(--quick)
   stamp "gpu-report (budget $budget s) ..."
-  timeout $((budget + 120)) node node_modules/tsx/dist/cli.mjs scripts/gpu-report.ts "${q[@]}" --budget="$budget" \
+  timeout $((budget + 60)) node node_modules/tsx/dist/cli.mjs scripts/gpu-report.ts "${q[@]}" --budget="$budget" \
     --json="$OUT/gpu-report.json" ${peers_dir:+--peers="$peers_dir"} --data="$kit/data" "${extra[@]}" 2>&1 \
     | grep --line-buffered -v 'artificially reduced' | tee "$OUT/gpu-report.txt"
   rc=${PIPESTATUS[0]}
