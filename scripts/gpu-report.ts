@@ -32,7 +32,7 @@ import { Runtime } from "../core/backends/gpujs/runtime.ts";
 import { getWasmRuntime } from "../core/backends/wasm/index.ts";
 import { crossEntropy, tensor, tidy, type Tensor } from "../core/index.ts";
 import { translateLines } from "../decoding/index.ts";
-import { AdamW, LM_BENCH_CONFIG, lmConfig, loadModelDir, TransformerLM } from "../nn/index.ts";
+import { AdamW, isEncoderDecoder, LM_BENCH_CONFIG, lmConfig, loadModelDir, TransformerLM, type EncoderDecoderModel, type ModelDir } from "../nn/index.ts";
 
 // ---------------------------------------------------------------- flags
 const argv = process.argv.slice(2);
@@ -597,15 +597,20 @@ function take(lines: string[], n: number): string[] {
   return Array.from({ length: n }, (_, i) => lines[i % lines.length]);
 }
 
-type Loaded = ReturnType<typeof loadModelDir>;
+type Loaded = ModelDir<EncoderDecoderModel>;
+function loadTranslator(): Loaded {
+  const m = loadModelDir(MODEL_DIR);
+  if (!isEncoderDecoder(m.model)) throw new Error(`${MODEL_DIR} is not a translation model`);
+  return m as Loaded;
+}
 async function loadModel(kind: "wasm" | "gpujs"): Promise<Loaded> {
   await use(kind);
-  return loadModelDir(MODEL_DIR);
+  return loadTranslator();
 }
 // Decodes `lines` at `batchSize` in chunks until done or past the section's share; the first
 // chunk is preceded by an untimed warm-up (compiles kernels on gpujs).
 async function decodeRun(m: Loaded, lines: string[], batchSize: number, label: string): Promise<{ n: number; ms: number; tokens: number; out: string[] }> {
-  const opts = { beam: 1, batchSize, maxLenA: m.config.decoding.maxLenA, maxLenB: m.config.decoding.maxLenB };
+  const opts = { beam: 1, batchSize, maxLenA: m.config.decoding.maxLenA as number, maxLenB: m.config.decoding.maxLenB as number };
   await translateLines(m, lines.slice(0, Math.min(lines.length, batchSize, 2)), opts);
   const chunk = batchSize === 1 ? 4 : batchSize; // sentences per timed call (and per budget check)
   const out: string[] = [];
@@ -756,11 +761,11 @@ async function stepPhases(b: GpujsBackend, B: number, steps: number): Promise<Ph
 
 async function decodePhases(b: GpujsBackend, lines: string[]): Promise<Record<string, unknown>> {
   await use("gpujs");
-  const m = loadModelDir(MODEL_DIR);
+  const m = loadTranslator();
   const read = b.read;
   let reads = 0, readMs = 0;
   try {
-    const opts = { beam: 1, batchSize: 1, maxLenA: m.config.decoding.maxLenA, maxLenB: m.config.decoding.maxLenB };
+    const opts = { beam: 1, batchSize: 1, maxLenA: m.config.decoding.maxLenA as number, maxLenB: m.config.decoding.maxLenB as number };
     await translateLines(m, lines.slice(0, 1), opts);
     await b.flush();
     b.read = async (buf: BackendBuffer) => {
