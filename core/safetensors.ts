@@ -9,7 +9,21 @@
 // This file knows nothing of the Tensor class: tensors here are typed bytes plus a shape, so
 // checkpoints can be read and written without a backend. Reading validates everything the
 // reference reader does (offsets contiguous from 0 and covering the buffer exactly, byte lengths
-// matching shapes) and refuses the whole file on the first problem: never half a checkpoint.
+// matching shapes, no name twice) and refuses the whole file on the first problem: never half a
+// checkpoint. Records are null-prototype objects, so any name — "__proto__", "constructor" —
+// is an ordinary key.
+//
+// Checksum. Files written here carry "hasten.sha256" in __metadata__ (other readers see an
+// ordinary metadata string and ignore it): the hex SHA-256 of
+//   UTF-8 of JSON.stringify([metadata entries except the checksum, sorted by key,
+//                            tensors as [name, dtype, shape, begin, end] in data order])
+//   followed by the data buffer,
+// i.e. of everything the file means except the header's formatting. A reader that finds the key
+// recomputes it and refuses the file on a mismatch, so flipped bytes in the data, a changed
+// shape, dtype, name or metadata value are all caught; only changes that leave the meaning
+// identical (whitespace in the header) pass. Files without the key (other writers, older files)
+// load as before, unverified.
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type AtomicWriteOptions, writeFileAtomic } from "./atomic-write.ts";
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "./f16.ts";
@@ -39,13 +53,27 @@ export interface RawTensor {
 }
 
 export interface SafetensorsContents {
+  /** Null-prototype record: every key is a tensor name. */
   tensors: Record<string, RawTensor>;
+  /** Null-prototype record of the file's metadata, without the checksum entry. */
   metadata: Record<string, string>;
+  /** "verified": the file carried a checksum and it matched; "absent": it carried none. */
+  checksum: "verified" | "absent";
+}
+
+export interface EncodeOptions {
+  /** Add the "hasten.sha256" metadata entry (default true). false writes what the reference writer writes. */
+  checksum?: boolean;
 }
 
 /** The reference reader refuses headers over 100 MB; a real header is a few kB per thousand tensors. */
 export const MAX_HEADER_BYTES = 100_000_000;
+/** More dimensions than this is taken for a damaged or hostile header (real tensors have a handful). */
+export const MAX_RANK = 16;
+/** The metadata key of the checksum (see the top of this file). */
+export const CHECKSUM_KEY = "hasten.sha256";
 const METADATA_KEY = "__metadata__";
+const HEX64 = /^[0-9a-f]{64}$/;
 
 function isDType(s: unknown): s is RawDType {
   return typeof s === "string" && Object.prototype.hasOwnProperty.call(DTYPE_SIZE, s);
@@ -56,9 +84,17 @@ function setOwn<V>(obj: Record<string, V>, key: string, value: V): void {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-/** Number of elements of a shape, checking every dimension is a non-negative integer. */
+/** A record that inherits nothing: `rec["__proto__"] = x` stores x under that name. */
+function emptyRecord<V>(): Record<string, V> {
+  return Object.create(null) as Record<string, V>;
+}
+
+/** Number of elements of a shape, checking the rank and that every dimension is a non-negative integer. */
 function numel(shape: unknown, where: string): number {
   if (!Array.isArray(shape)) throw new Error(`${where}: shape must be an array, got ${JSON.stringify(shape)}`);
+  if (shape.length > MAX_RANK) {
+    throw new Error(`${where}: shape has ${shape.length} dimensions, more than the ${MAX_RANK} this reader accepts (damaged header?)`);
+  }
   let n = 1;
   for (const d of shape) {
     if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0) {
@@ -66,8 +102,32 @@ function numel(shape: unknown, where: string): number {
     }
     n *= d;
   }
+  if (shape.includes(0)) return 0; // before the size check: [2^40, 2^40, 0] is empty, not huge
   if (!Number.isSafeInteger(n)) throw new Error(`${where}: shape ${JSON.stringify(shape)} has too many elements`);
   return n;
+}
+
+/**
+ * The checksum of a file's meaning: metadata (checksum entry excluded, sorted by key), the tensor
+ * table in data order, then the data buffer as `chunks`. See the top of this file.
+ */
+function contentHash(
+  metadata: Record<string, string>,
+  table: { name: string; dtype: RawDType; shape: number[]; begin: number; end: number }[],
+  chunks: Iterable<Uint8Array>,
+): string {
+  const meta = Object.keys(metadata).filter((k) => k !== CHECKSUM_KEY).sort().map((k) => [k, metadata[k]]);
+  const tensors = table.map((t) => [t.name, t.dtype, t.shape, t.begin, t.end]);
+  const h = createHash("sha256").update(JSON.stringify([meta, tensors]), "utf8");
+  for (const c of chunks) h.update(c);
+  return h.digest("hex");
+}
+
+/** Number of positions where two strings of equal length differ. */
+function differences(a: string, b: string): number {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) d++;
+  return d;
 }
 
 /** Checks a tensor's dtype, shape and that its byte count is numel·itemsize. Returns the byte count. */
@@ -98,6 +158,7 @@ function checkRaw(raw: RawTensor, where: string): number {
 export function encodeSafetensorsChunks(
   record: Record<string, RawTensor>,
   metadata: Record<string, string> = {},
+  opts: EncodeOptions = {},
 ): Uint8Array[] {
   const names = Object.keys(record);
   for (const name of names) {
@@ -121,15 +182,22 @@ export function encodeSafetensorsChunks(
     return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
   });
 
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) setOwn(header, METADATA_KEY, { ...metadata });
+  const table: { name: string; dtype: RawDType; shape: number[]; begin: number; end: number }[] = [];
   let offset = 0;
   for (const name of names) {
     const t = record[name];
-    const end = offset + t.data.length;
-    setOwn(header, name, { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, end] });
-    offset = end;
+    table.push({ name, dtype: t.dtype, shape: [...t.shape], begin: offset, end: offset + t.data.length });
+    offset += t.data.length;
   }
+  // The checksum goes into the metadata (replacing any stale one passed back in from a read).
+  const meta = emptyRecord<string>();
+  for (const [k, v] of Object.entries(metadata)) if (k !== CHECKSUM_KEY) setOwn(meta, k, v);
+  if (opts.checksum ?? true) setOwn(meta, CHECKSUM_KEY, contentHash(meta, table, names.map((n) => record[n].data)));
+  // __metadata__ first: a burst of damage that reaches the checksum entry and the data must
+  // then cross the whole tensor table, and breaks the JSON on the way.
+  const header = emptyRecord<unknown>();
+  if (Object.keys(meta).length > 0) setOwn(header, METADATA_KEY, meta);
+  for (const t of table) setOwn(header, t.name, { dtype: t.dtype, shape: t.shape, data_offsets: [t.begin, t.end] });
 
   const json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.length / 8) * 8;
@@ -141,8 +209,8 @@ export function encodeSafetensorsChunks(
 }
 
 /** The whole file in one buffer. */
-export function encodeSafetensors(record: Record<string, RawTensor>, metadata?: Record<string, string>): Uint8Array {
-  const chunks = encodeSafetensorsChunks(record, metadata);
+export function encodeSafetensors(record: Record<string, RawTensor>, metadata?: Record<string, string>, opts?: EncodeOptions): Uint8Array {
+  const chunks = encodeSafetensorsChunks(record, metadata, opts);
   const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
   let at = 0;
   for (const c of chunks) {
@@ -157,10 +225,10 @@ export function writeSafetensors(
   path: string,
   record: Record<string, RawTensor>,
   metadata?: Record<string, string>,
-  opts?: AtomicWriteOptions,
+  opts: AtomicWriteOptions & EncodeOptions = {},
 ): void {
   // Chunks, not one buffer: a checkpoint is not held twice in memory.
-  writeFileAtomic(path, encodeSafetensorsChunks(record, metadata), opts);
+  writeFileAtomic(path, encodeSafetensorsChunks(record, metadata, opts), opts);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,9 +269,17 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
     fail(`header must be a JSON object, got ${Array.isArray(header) ? "an array" : String(header)}`);
   }
 
+  const repeated = repeatedKey(text);
+  if (repeated) {
+    fail(repeated.owner !== undefined
+      ? `the key '${repeated.key}' appears twice in the header entry '${repeated.owner}'`
+      : repeated.key === METADATA_KEY ? `${METADATA_KEY} appears twice in the header`
+      : `tensor '${repeated.key}' is listed twice in the header`);
+  }
+
   const dataStart = 8 + headerLen;
   const bufferLen = bytes.length - dataStart;
-  const metadata: Record<string, string> = {};
+  const metadata = emptyRecord<string>();
   const entries: { name: string; dtype: RawDType; shape: number[]; begin: number; end: number }[] = [];
 
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
@@ -252,11 +328,71 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
   }
   if (cursor !== bufferLen) fail(`data buffer has ${bufferLen} bytes but the tensors cover ${cursor}`);
 
-  const tensors: Record<string, RawTensor> = {};
+  const checksum = verifyChecksum(metadata, entries, bytes.subarray(dataStart));
+  const tensors = emptyRecord<RawTensor>();
   for (const t of entries) {
     setOwn(tensors, t.name, { dtype: t.dtype, shape: t.shape, data: bytes.subarray(dataStart + t.begin, dataStart + t.end) });
   }
-  return { tensors, metadata };
+  return { tensors, metadata, checksum };
+}
+
+/**
+ * Checks the "hasten.sha256" entry when there is one and removes it from `metadata`. A key one to
+ * three characters away from it is refused too: that is the checksum entry with damaged bytes,
+ * and reading on would load a damaged file unverified.
+ */
+function verifyChecksum(
+  metadata: Record<string, string>,
+  table: { name: string; dtype: RawDType; shape: number[]; begin: number; end: number }[],
+  data: Uint8Array,
+): "verified" | "absent" {
+  for (const k of Object.keys(metadata)) {
+    if (k.length === CHECKSUM_KEY.length && k !== CHECKSUM_KEY && differences(k, CHECKSUM_KEY) <= 3) {
+      fail(`${METADATA_KEY} key '${k}' looks like a damaged '${CHECKSUM_KEY}'; the file cannot be verified`);
+    }
+  }
+  const want = metadata[CHECKSUM_KEY];
+  if (want === undefined) return "absent";
+  delete metadata[CHECKSUM_KEY];
+  if (!HEX64.test(want)) fail(`${CHECKSUM_KEY} must be 64 lowercase hex digits, got ${JSON.stringify(want.slice(0, 80))}`);
+  const got = contentHash(metadata, table, [data]);
+  if (got !== want) {
+    fail(`checksum mismatch: the file was changed or damaged after it was written (${CHECKSUM_KEY} ${want}, contents hash to ${got})`);
+  }
+  return "verified";
+}
+
+/**
+ * The first key that occurs twice in one object of a JSON text already accepted by JSON.parse
+ * (which silently keeps the last of two equal keys), with the key of the object it is in
+ * (undefined at the top level). One pass over the text.
+ */
+function repeatedKey(text: string): { key: string; owner: string | undefined } | undefined {
+  const stack: ({ keys: Set<string>; owner: string | undefined } | null)[] = []; // null: an array
+  let expectKey = false;
+  let lastKey: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) { // '"': find the closing quote, skipping escapes
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+      if (expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        const top = stack[stack.length - 1]!;
+        if (top.keys.has(key)) return { key, owner: top.owner };
+        top.keys.add(key);
+        lastKey = key;
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b) { // '{'
+      stack.push({ keys: new Set(), owner: stack.length === 0 ? undefined : lastKey });
+      expectKey = true;
+    } else if (c === 0x5b) stack.push(null); // '['
+    else if (c === 0x7d || c === 0x5d) stack.pop(); // '}' ']'
+    else if (c === 0x2c) expectKey = stack[stack.length - 1] != null; // ','
+  }
+  return undefined;
 }
 
 /** Read and validate a whole checkpoint file. */
