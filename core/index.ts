@@ -20,3 +20,4 @@ export { cat, chunk, expand, flatten, narrow, pad, permute, reshape, split, sque
 export { embedding, gather, indexSelect, oneHot, scatterAdd } from "./ops/indexing.ts";
 export { crossEntropy, dropout, layerNorm, logSoftmax, softmax, type CrossEntropyOptions } from "./ops/nn.ts";
 export { loadSafetensors, saveSafetensors } from "./serialize.ts";
+export { allFinite, allFiniteSync, firstNonFinite } from "./finite.ts";
