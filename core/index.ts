@@ -11,6 +11,7 @@ export type { DType, TypedArray } from "./dtype.ts";
 export { getBackend, registerBackend, registeredBackends, setBackend, type Backend, type BackendBuffer } from "./backend.ts";
 export { backward, isGradEnabled, noGrad } from "./autograd.ts";
 export { keep, tidy } from "./scope.ts";
+export { leakBackstop, setLeakBackstop } from "./backstop.ts";
 export { Generator, defaultGenerator, manualSeed } from "./rng.ts";
 export { arange, eye, full, fullLike, ones, onesLike, rand, randint, randn, tensor, zeros, zerosLike, type TensorOptions } from "./ops/creation.ts";
 export { add, clamp, div, maskedFill, maximum, minimum, mul, pow, rdiv, rsub, sub, where } from "./ops/elementwise.ts";
