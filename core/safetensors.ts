@@ -123,11 +123,12 @@ function contentHash(
   return h.digest("hex");
 }
 
-/** Number of positions where two strings of equal length differ. */
-function differences(a: string, b: string): number {
+/** A key one to three characters away from the checksum key: that key with damaged bytes. */
+function looksLikeChecksumKey(k: string): boolean {
+  if (k.length !== CHECKSUM_KEY.length || k === CHECKSUM_KEY) return false;
   let d = 0;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) d++;
-  return d;
+  for (let i = 0; i < k.length; i++) if (k[i] !== CHECKSUM_KEY[i]) d++;
+  return d <= 3;
 }
 
 /** Checks a tensor's dtype, shape and that its byte count is numel·itemsize. Returns the byte count. */
@@ -172,6 +173,9 @@ export function encodeSafetensorsChunks(
   for (const [k, v] of Object.entries(metadata)) {
     if (typeof v !== "string") {
       throw new Error(`safetensors: metadata values must be strings, got ${typeof v} for key '${k}'`);
+    }
+    if (looksLikeChecksumKey(k)) {
+      throw new Error(`safetensors: metadata key '${k}' is too close to the reserved '${CHECKSUM_KEY}' (readers would take it for a damaged one)`);
     }
   }
 
@@ -347,9 +351,7 @@ function verifyChecksum(
   data: Uint8Array,
 ): "verified" | "absent" {
   for (const k of Object.keys(metadata)) {
-    if (k.length === CHECKSUM_KEY.length && k !== CHECKSUM_KEY && differences(k, CHECKSUM_KEY) <= 3) {
-      fail(`${METADATA_KEY} key '${k}' looks like a damaged '${CHECKSUM_KEY}'; the file cannot be verified`);
-    }
+    if (looksLikeChecksumKey(k)) fail(`${METADATA_KEY} key '${k}' looks like a damaged '${CHECKSUM_KEY}'; the file cannot be verified`);
   }
   const want = metadata[CHECKSUM_KEY];
   if (want === undefined) return "absent";

@@ -101,6 +101,8 @@ s("a flipped checksum entry is refused: a damaged key, a damaged value", () => {
   const valueAt = CHECKSUM_KEY.length + 3; // past `key":"`
   assert.throws(() => decodeSafetensors(damaged(valueAt, good[at + valueAt] === 0x30 ? 0x31 : 0x30)), /checksum mismatch/);
   assert.throws(() => decodeSafetensors(damaged(valueAt, 0x47)), /hasten\.sha256 must be 64 lowercase hex digits/);
+  // and the writer will not produce a key the reader would take for a damaged one
+  assert.throws(() => encodeSafetensors(rec, { "hasten.sha255": "x" }), /metadata key 'hasten\.sha255' is too close to the reserved 'hasten\.sha256'/);
 });
 
 // The property the checksum exists for, over random files, names and damage.
