@@ -13,20 +13,14 @@
 // checkpoint. Records are null-prototype objects, so any name — "__proto__", "constructor" —
 // is an ordinary key.
 //
-// Checksum. Files written here carry "hasten.sha256" in __metadata__ (other readers see an
-// ordinary metadata string and ignore it): the hex SHA-256 of
-//   UTF-8 of JSON.stringify([metadata entries except the checksum, sorted by key,
-//                            tensors as [name, dtype, shape, begin, end] in data order])
-//   followed by the data buffer,
-// i.e. of everything the file means except the header's formatting. A reader that finds the key
-// recomputes it and refuses the file on a mismatch, so flipped bytes in the data, a changed
-// shape, dtype, name or metadata value are all caught; only changes that leave the meaning
-// identical (whitespace in the header) pass. Files without the key (other writers, older files)
-// load as before, unverified.
-import { createHash } from "node:crypto";
+// Files written here carry a checksum in __metadata__ (safetensors-integrity.ts), verified on
+// reading when present.
 import { readFileSync } from "node:fs";
 import { type AtomicWriteOptions, writeFileAtomic } from "./atomic-write.ts";
+import { CHECKSUM_KEY, contentHash, looksLikeChecksumKey, repeatedKey, verifyChecksum, type TableEntry } from "./safetensors-integrity.ts";
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "./f16.ts";
+
+export { CHECKSUM_KEY } from "./safetensors-integrity.ts";
 
 export type RawDType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -70,10 +64,7 @@ export interface EncodeOptions {
 export const MAX_HEADER_BYTES = 100_000_000;
 /** More dimensions than this is taken for a damaged or hostile header (real tensors have a handful). */
 export const MAX_RANK = 16;
-/** The metadata key of the checksum (see the top of this file). */
-export const CHECKSUM_KEY = "hasten.sha256";
 const METADATA_KEY = "__metadata__";
-const HEX64 = /^[0-9a-f]{64}$/;
 
 function isDType(s: unknown): s is RawDType {
   return typeof s === "string" && Object.prototype.hasOwnProperty.call(DTYPE_SIZE, s);
@@ -105,30 +96,6 @@ function numel(shape: unknown, where: string): number {
   if (shape.includes(0)) return 0; // before the size check: [2^40, 2^40, 0] is empty, not huge
   if (!Number.isSafeInteger(n)) throw new Error(`${where}: shape ${JSON.stringify(shape)} has too many elements`);
   return n;
-}
-
-/**
- * The checksum of a file's meaning: metadata (checksum entry excluded, sorted by key), the tensor
- * table in data order, then the data buffer as `chunks`. See the top of this file.
- */
-function contentHash(
-  metadata: Record<string, string>,
-  table: { name: string; dtype: RawDType; shape: number[]; begin: number; end: number }[],
-  chunks: Iterable<Uint8Array>,
-): string {
-  const meta = Object.keys(metadata).filter((k) => k !== CHECKSUM_KEY).sort().map((k) => [k, metadata[k]]);
-  const tensors = table.map((t) => [t.name, t.dtype, t.shape, t.begin, t.end]);
-  const h = createHash("sha256").update(JSON.stringify([meta, tensors]), "utf8");
-  for (const c of chunks) h.update(c);
-  return h.digest("hex");
-}
-
-/** A key one to three characters away from the checksum key: that key with damaged bytes. */
-function looksLikeChecksumKey(k: string): boolean {
-  if (k.length !== CHECKSUM_KEY.length || k === CHECKSUM_KEY) return false;
-  let d = 0;
-  for (let i = 0; i < k.length; i++) if (k[i] !== CHECKSUM_KEY[i]) d++;
-  return d <= 3;
 }
 
 /** Checks a tensor's dtype, shape and that its byte count is numel·itemsize. Returns the byte count. */
@@ -186,7 +153,7 @@ export function encodeSafetensorsChunks(
     return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
   });
 
-  const table: { name: string; dtype: RawDType; shape: number[]; begin: number; end: number }[] = [];
+  const table: TableEntry[] = [];
   let offset = 0;
   for (const name of names) {
     const t = record[name];
@@ -284,7 +251,7 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
   const dataStart = 8 + headerLen;
   const bufferLen = bytes.length - dataStart;
   const metadata = emptyRecord<string>();
-  const entries: { name: string; dtype: RawDType; shape: number[]; begin: number; end: number }[] = [];
+  const entries: TableEntry[] = [];
 
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === METADATA_KEY) {
@@ -338,63 +305,6 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
     setOwn(tensors, t.name, { dtype: t.dtype, shape: t.shape, data: bytes.subarray(dataStart + t.begin, dataStart + t.end) });
   }
   return { tensors, metadata, checksum };
-}
-
-/**
- * Checks the "hasten.sha256" entry when there is one and removes it from `metadata`. A key one to
- * three characters away from it is refused too: that is the checksum entry with damaged bytes,
- * and reading on would load a damaged file unverified.
- */
-function verifyChecksum(
-  metadata: Record<string, string>,
-  table: { name: string; dtype: RawDType; shape: number[]; begin: number; end: number }[],
-  data: Uint8Array,
-): "verified" | "absent" {
-  for (const k of Object.keys(metadata)) {
-    if (looksLikeChecksumKey(k)) fail(`${METADATA_KEY} key '${k}' looks like a damaged '${CHECKSUM_KEY}'; the file cannot be verified`);
-  }
-  const want = metadata[CHECKSUM_KEY];
-  if (want === undefined) return "absent";
-  delete metadata[CHECKSUM_KEY];
-  if (!HEX64.test(want)) fail(`${CHECKSUM_KEY} must be 64 lowercase hex digits, got ${JSON.stringify(want.slice(0, 80))}`);
-  const got = contentHash(metadata, table, [data]);
-  if (got !== want) {
-    fail(`checksum mismatch: the file was changed or damaged after it was written (${CHECKSUM_KEY} ${want}, contents hash to ${got})`);
-  }
-  return "verified";
-}
-
-/**
- * The first key that occurs twice in one object of a JSON text already accepted by JSON.parse
- * (which silently keeps the last of two equal keys), with the key of the object it is in
- * (undefined at the top level). One pass over the text.
- */
-function repeatedKey(text: string): { key: string; owner: string | undefined } | undefined {
-  const stack: ({ keys: Set<string>; owner: string | undefined } | null)[] = []; // null: an array
-  let expectKey = false;
-  let lastKey: string | undefined;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22) { // '"': find the closing quote, skipping escapes
-      let j = i + 1;
-      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
-      if (expectKey) {
-        const key = JSON.parse(text.slice(i, j + 1)) as string;
-        const top = stack[stack.length - 1]!;
-        if (top.keys.has(key)) return { key, owner: top.owner };
-        top.keys.add(key);
-        lastKey = key;
-        expectKey = false;
-      }
-      i = j;
-    } else if (c === 0x7b) { // '{'
-      stack.push({ keys: new Set(), owner: stack.length === 0 ? undefined : lastKey });
-      expectKey = true;
-    } else if (c === 0x5b) stack.push(null); // '['
-    else if (c === 0x7d || c === 0x5d) stack.pop(); // '}' ']'
-    else if (c === 0x2c) expectKey = stack[stack.length - 1] != null; // ','
-  }
-  return undefined;
 }
 
 /** Read and validate a whole checkpoint file. */
