@@ -36,7 +36,7 @@ export interface PrimParams {
   softmax: { dim: number };
   logSoftmax: { dim: number };
   layerNorm: { mean: Tensor; rstd: Tensor; rows: number; n: number }; // inputs [x, w, b]
-  crossEntropy: { ignoreIndex: number; labelSmoothing: number; lse: Tensor; rows: number; v: number }; // inputs [z, t]
+  crossEntropy: { ignoreIndex: number; labelSmoothing: number; rows: number; v: number }; // inputs [z, t]
 }
 export type Prim = keyof PrimParams;
 
@@ -177,8 +177,8 @@ export const vjp: { [P in Prim]: VjpRule<P> } = {
     "layerNormBackward", [x, w, mean, rstd, g], { rows, n },
     [{ shape: x.shape, dtype: "float32" }, { shape: w.shape, dtype: "float32" }, { shape: b.shape, dtype: "float32" }],
   ),
-  crossEntropy: (g, [z, t], _out, { ignoreIndex, labelSmoothing, lse, rows, v }) => [
-    run1("crossEntropyBackward", [z, t, lse, g], { rows, v, ignoreIndex, labelSmoothing }, z.shape, "float32"),
+  crossEntropy: (g, [z, t], _out, { ignoreIndex, labelSmoothing, rows, v }) => [
+    run1("crossEntropyBackward", [z, t, g], { rows, v, ignoreIndex, labelSmoothing }, z.shape, "float32"),
     null,
   ],
 };

@@ -11,6 +11,7 @@ export type { DType, TypedArray } from "./dtype.ts";
 export { getBackend, registerBackend, registeredBackends, selectBackend, setBackend, type Backend, type BackendBuffer } from "./backend.ts";
 export { backward, isGradEnabled, noGrad } from "./autograd.ts";
 export { keep, tidy } from "./scope.ts";
+export { leakBackstop, setLeakBackstop } from "./backstop.ts";
 export { Generator, defaultGenerator, manualSeed, mulberry32, shuffleInPlace, type GeneratorState } from "./rng.ts";
 export { arange, eye, full, fullLike, ones, onesLike, rand, randint, randn, tensor, zeros, zerosLike, type TensorOptions } from "./ops/creation.ts";
 export { add, clamp, div, maskedFill, maximum, minimum, mul, pow, rdiv, rsub, sub, where } from "./ops/elementwise.ts";
@@ -24,3 +25,4 @@ export { fromRaw, loadSafetensors, loadSafetensorsWithMetadata, saveSafetensors,
 export { encodeSafetensorsChunks, readSafetensors, type RawDType, type RawTensor, type SafetensorsContents } from "./safetensors.ts";
 export { syncDirectory, writeFileAtomic, writeFileAtomicAsync } from "./atomic-write.ts";
 export { checkShape, fmt, numel, type Shape } from "./shape.ts";
+export { allFinite, allFiniteSync, firstNonFinite } from "./finite.ts";

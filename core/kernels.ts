@@ -53,9 +53,11 @@ export interface KernelParams {
   layerNorm: { rows: number; n: number; eps: number };
   // inputs [x, w, mean, rstd, g] → [dx, dw, db].
   layerNormBackward: { rows: number; n: number };
-  // inputs [logits [rows,v], target int32 [rows]] → [loss [rows], lse [rows]]; ignored rows give 0.
+  // inputs [logits [rows,v], target int32 [rows]] → [loss [rows]]; ignored rows give 0.
   crossEntropy: { rows: number; v: number; ignoreIndex: number; labelSmoothing: number };
-  // inputs [logits, target, lse, g [rows]] → [dlogits].
+  // inputs [logits, target, g [rows]] → [dlogits]. The row statistics (max, log Σ exp) are
+  // recomputed from the logits: a saved float32 log-sum-exp loses the low digits that
+  // exp(z − lse) needs once |z| is large.
   crossEntropyBackward: { rows: number; v: number; ignoreIndex: number; labelSmoothing: number };
   cast: { n: number; from: DType; to: DType };
   // AdamW: inputs [p, g, m, v] → new [p, m, v], with bias corrections bc1 = 1−β₁ᵗ, bc2 = 1−β₂ᵗ:
@@ -69,5 +71,5 @@ export type KernelName = keyof KernelParams;
 export const KERNEL_OUTPUTS: { [K in KernelName]: number } = {
   unary: 1, binary: 1, scalar: 1, where: 1, reduce: 1, strided: 1, pad: 1, concat: 1, matmul: 1,
   gather: 1, scatterAdd: 1, indexSelect: 1, indexAdd: 1, softmax: 1, softmaxBackward: 1,
-  layerNorm: 3, layerNormBackward: 3, crossEntropy: 2, crossEntropyBackward: 1, cast: 1, adamw: 3,
+  layerNorm: 3, layerNormBackward: 3, crossEntropy: 1, crossEntropyBackward: 1, cast: 1, adamw: 3,
 };

@@ -9,10 +9,18 @@
 // This file knows nothing of the Tensor class: tensors here are typed bytes plus a shape, so
 // checkpoints can be read and written without a backend. Reading validates everything the
 // reference reader does (offsets contiguous from 0 and covering the buffer exactly, byte lengths
-// matching shapes) and refuses the whole file on the first problem: never half a checkpoint.
+// matching shapes, no name twice) and refuses the whole file on the first problem: never half a
+// checkpoint. Records are null-prototype objects, so any name — "__proto__", "constructor" —
+// is an ordinary key.
+//
+// Files written here carry a checksum in __metadata__ (safetensors-integrity.ts), verified on
+// reading when present.
 import { readFileSync } from "node:fs";
 import { type AtomicWriteOptions, writeFileAtomic } from "./atomic-write.ts";
+import { CHECKSUM_KEY, contentHash, looksLikeChecksumKey, repeatedKey, verifyChecksum, type TableEntry } from "./safetensors-integrity.ts";
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "./f16.ts";
+
+export { CHECKSUM_KEY } from "./safetensors-integrity.ts";
 
 export type RawDType = "F64" | "F32" | "F16" | "BF16" | "I64" | "I32" | "I16" | "I8" | "U8" | "BOOL";
 
@@ -39,12 +47,23 @@ export interface RawTensor {
 }
 
 export interface SafetensorsContents {
+  /** Null-prototype record: every key is a tensor name. */
   tensors: Record<string, RawTensor>;
+  /** Null-prototype record of the file's metadata, without the checksum entry. */
   metadata: Record<string, string>;
+  /** "verified": the file carried a checksum and it matched; "absent": it carried none. */
+  checksum: "verified" | "absent";
+}
+
+export interface EncodeOptions {
+  /** Add the "hasten.sha256" metadata entry (default true). false writes what the reference writer writes. */
+  checksum?: boolean;
 }
 
 /** The reference reader refuses headers over 100 MB; a real header is a few kB per thousand tensors. */
 export const MAX_HEADER_BYTES = 100_000_000;
+/** More dimensions than this is taken for a damaged or hostile header (real tensors have a handful). */
+export const MAX_RANK = 16;
 const METADATA_KEY = "__metadata__";
 
 function isDType(s: unknown): s is RawDType {
@@ -56,9 +75,17 @@ function setOwn<V>(obj: Record<string, V>, key: string, value: V): void {
   Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }
 
-/** Number of elements of a shape, checking every dimension is a non-negative integer. */
+/** A record that inherits nothing: `rec["__proto__"] = x` stores x under that name. */
+function emptyRecord<V>(): Record<string, V> {
+  return Object.create(null) as Record<string, V>;
+}
+
+/** Number of elements of a shape, checking the rank and that every dimension is a non-negative integer. */
 function numel(shape: unknown, where: string): number {
   if (!Array.isArray(shape)) throw new Error(`${where}: shape must be an array, got ${JSON.stringify(shape)}`);
+  if (shape.length > MAX_RANK) {
+    throw new Error(`${where}: shape has ${shape.length} dimensions, more than the ${MAX_RANK} this reader accepts (damaged header?)`);
+  }
   let n = 1;
   for (const d of shape) {
     if (typeof d !== "number" || !Number.isSafeInteger(d) || d < 0) {
@@ -66,6 +93,7 @@ function numel(shape: unknown, where: string): number {
     }
     n *= d;
   }
+  if (shape.includes(0)) return 0; // before the size check: [2^40, 2^40, 0] is empty, not huge
   if (!Number.isSafeInteger(n)) throw new Error(`${where}: shape ${JSON.stringify(shape)} has too many elements`);
   return n;
 }
@@ -98,6 +126,7 @@ function checkRaw(raw: RawTensor, where: string): number {
 export function encodeSafetensorsChunks(
   record: Record<string, RawTensor>,
   metadata: Record<string, string> = {},
+  opts: EncodeOptions = {},
 ): Uint8Array[] {
   const names = Object.keys(record);
   for (const name of names) {
@@ -112,6 +141,9 @@ export function encodeSafetensorsChunks(
     if (typeof v !== "string") {
       throw new Error(`safetensors: metadata values must be strings, got ${typeof v} for key '${k}'`);
     }
+    if (looksLikeChecksumKey(k)) {
+      throw new Error(`safetensors: metadata key '${k}' is too close to the reserved '${CHECKSUM_KEY}' (readers would take it for a damaged one)`);
+    }
   }
 
   names.sort((a, b) => {
@@ -121,15 +153,22 @@ export function encodeSafetensorsChunks(
     return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
   });
 
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) setOwn(header, METADATA_KEY, { ...metadata });
+  const table: TableEntry[] = [];
   let offset = 0;
   for (const name of names) {
     const t = record[name];
-    const end = offset + t.data.length;
-    setOwn(header, name, { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, end] });
-    offset = end;
+    table.push({ name, dtype: t.dtype, shape: [...t.shape], begin: offset, end: offset + t.data.length });
+    offset += t.data.length;
   }
+  // The checksum goes into the metadata (replacing any stale one passed back in from a read).
+  const meta = emptyRecord<string>();
+  for (const [k, v] of Object.entries(metadata)) if (k !== CHECKSUM_KEY) setOwn(meta, k, v);
+  if (opts.checksum ?? true) setOwn(meta, CHECKSUM_KEY, contentHash(meta, table, names.map((n) => record[n].data)));
+  // __metadata__ first: a burst of damage that reaches the checksum entry and the data must
+  // then cross the whole tensor table, and breaks the JSON on the way.
+  const header = emptyRecord<unknown>();
+  if (Object.keys(meta).length > 0) setOwn(header, METADATA_KEY, meta);
+  for (const t of table) setOwn(header, t.name, { dtype: t.dtype, shape: t.shape, data_offsets: [t.begin, t.end] });
 
   const json = new TextEncoder().encode(JSON.stringify(header));
   const padded = Math.ceil(json.length / 8) * 8;
@@ -141,8 +180,8 @@ export function encodeSafetensorsChunks(
 }
 
 /** The whole file in one buffer. */
-export function encodeSafetensors(record: Record<string, RawTensor>, metadata?: Record<string, string>): Uint8Array {
-  const chunks = encodeSafetensorsChunks(record, metadata);
+export function encodeSafetensors(record: Record<string, RawTensor>, metadata?: Record<string, string>, opts?: EncodeOptions): Uint8Array {
+  const chunks = encodeSafetensorsChunks(record, metadata, opts);
   const out = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
   let at = 0;
   for (const c of chunks) {
@@ -157,10 +196,10 @@ export function writeSafetensors(
   path: string,
   record: Record<string, RawTensor>,
   metadata?: Record<string, string>,
-  opts?: AtomicWriteOptions,
+  opts: AtomicWriteOptions & EncodeOptions = {},
 ): void {
   // Chunks, not one buffer: a checkpoint is not held twice in memory.
-  writeFileAtomic(path, encodeSafetensorsChunks(record, metadata), opts);
+  writeFileAtomic(path, encodeSafetensorsChunks(record, metadata, opts), opts);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,10 +240,18 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
     fail(`header must be a JSON object, got ${Array.isArray(header) ? "an array" : String(header)}`);
   }
 
+  const repeated = repeatedKey(text);
+  if (repeated) {
+    fail(repeated.owner !== undefined
+      ? `the key '${repeated.key}' appears twice in the header entry '${repeated.owner}'`
+      : repeated.key === METADATA_KEY ? `${METADATA_KEY} appears twice in the header`
+      : `tensor '${repeated.key}' is listed twice in the header`);
+  }
+
   const dataStart = 8 + headerLen;
   const bufferLen = bytes.length - dataStart;
-  const metadata: Record<string, string> = {};
-  const entries: { name: string; dtype: RawDType; shape: number[]; begin: number; end: number }[] = [];
+  const metadata = emptyRecord<string>();
+  const entries: TableEntry[] = [];
 
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
     if (name === METADATA_KEY) {
@@ -252,11 +299,12 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsContents {
   }
   if (cursor !== bufferLen) fail(`data buffer has ${bufferLen} bytes but the tensors cover ${cursor}`);
 
-  const tensors: Record<string, RawTensor> = {};
+  const checksum = verifyChecksum(metadata, entries, bytes.subarray(dataStart));
+  const tensors = emptyRecord<RawTensor>();
   for (const t of entries) {
     setOwn(tensors, t.name, { dtype: t.dtype, shape: t.shape, data: bytes.subarray(dataStart + t.begin, dataStart + t.end) });
   }
-  return { tensors, metadata };
+  return { tensors, metadata, checksum };
 }
 
 /** Read and validate a whole checkpoint file. */

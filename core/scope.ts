@@ -1,7 +1,9 @@
 // One memory rule for every backend: a tensor owns its buffer; `dispose()` frees it, and
 // `tidy(fn)` frees every tensor created inside fn except what fn returns, what was `keep()`-ed,
-// and gradients stored on leaves. GPU buffers are not garbage-collected, so this is what makes
-// the GPU backends leak-free; on the cpu backend it costs a Set insertion per tensor.
+// and gradients stored on leaves. GPU buffers and the wasm heap are not garbage-collected, so
+// this is what keeps those backends leak-free; on the cpu backend it costs a Set insertion per
+// tensor. (The leak backstop in backstop.ts only catches, late and with a warning, what this
+// rule missed.)
 export interface Disposable {
   dispose(): void;
   readonly isDisposed: boolean;

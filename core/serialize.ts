@@ -1,4 +1,7 @@
-// Tensor-level checkpoints over the raw safetensors codec: {name: Tensor} ↔ file.
+// Tensor-level checkpoints over the raw safetensors codec: {name: Tensor} ↔ file. Records are
+// built as null-prototype objects, so a tensor may have any name ("__proto__" included) and a
+// loaded record has no inherited keys ("constructor" in it is false unless a tensor is so named).
+// Files are written with a checksum and verified on load when they carry one (safetensors.ts).
 import { getBackend, type Backend } from "./backend.ts";
 import type { TypedArray } from "./dtype.ts";
 import { fromArray } from "./ops/run.ts";
@@ -12,10 +15,14 @@ export interface SaveOptions {
   floatDtype?: "F32" | "F16" | "BF16";
   metadata?: Record<string, string>;
   mkdir?: boolean;
+  // Write the "hasten.sha256" checksum entry (default true).
+  checksum?: boolean;
 }
 
+const emptyRecord = <V>(): Record<string, V> => Object.create(null) as Record<string, V>;
+
 export async function toRaw(record: Record<string, Tensor>, floatDtype: "F32" | "F16" | "BF16" = "F32"): Promise<Record<string, RawTensor>> {
-  const raw: Record<string, RawTensor> = {};
+  const raw = emptyRecord<RawTensor>();
   for (const [name, t] of Object.entries(record)) {
     if (!t || typeof t.data !== "function") throw new Error(`saveSafetensors: "${name}" is not a Tensor`);
     raw[name] = rawOf(name, t, await t.data(), floatDtype);
@@ -33,12 +40,12 @@ function rawOf(name: string, t: Tensor, data: TypedArray, floatDtype: "F32" | "F
 // `await saveSafetensors(p, r)`; device tensors are read asynchronously first.
 export function saveSafetensors(path: string, record: Record<string, Tensor>, opts: SaveOptions = {}): Promise<void> {
   const floatDtype = opts.floatDtype ?? "F32";
-  const write = (raw: Record<string, RawTensor>) => writeSafetensors(path, raw, opts.metadata, { mkdir: opts.mkdir });
+  const write = (raw: Record<string, RawTensor>) => writeSafetensors(path, raw, opts.metadata, { mkdir: opts.mkdir, checksum: opts.checksum });
   try {
     const entries = Object.entries(record);
     for (const [name, t] of entries) if (!t || typeof t.data !== "function") throw new Error(`saveSafetensors: "${name}" is not a Tensor`);
     if (entries.every(([, t]) => t.backend.sync)) {
-      const raw: Record<string, RawTensor> = {};
+      const raw = emptyRecord<RawTensor>();
       for (const [name, t] of entries) raw[name] = rawOf(name, t, t.dataSync(), floatDtype);
       write(raw);
       return Promise.resolve();
@@ -56,18 +63,24 @@ export function fromRaw(raw: RawTensor, name: string, backend: Backend = getBack
     : fromArray(rawToInt32(raw, name), raw.shape, "int32", backend);
 }
 
-// Float dtypes load as float32, integer dtypes as int32. The whole file is validated before
-// any tensor is made.
+// Float dtypes load as float32, integer dtypes as int32. The whole file is validated (and its
+// checksum checked, when it has one) before any tensor is made.
 export function loadSafetensors(path: string, backend?: Backend): Record<string, Tensor> {
-  const { tensors } = readSafetensors(path);
-  const out: Record<string, Tensor> = {};
-  for (const [name, raw] of Object.entries(tensors)) out[name] = fromRaw(raw, name, backend);
-  return out;
+  return loadSafetensorsWithMetadata(path, backend).tensors;
 }
 
-export function loadSafetensorsWithMetadata(path: string, backend?: Backend): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
-  const { tensors, metadata } = readSafetensors(path);
-  const out: Record<string, Tensor> = {};
-  for (const [name, raw] of Object.entries(tensors)) out[name] = fromRaw(raw, name, backend);
-  return { tensors: out, metadata };
+export function loadSafetensorsWithMetadata(
+  path: string,
+  backend?: Backend,
+): { tensors: Record<string, Tensor>; metadata: Record<string, string>; checksum: "verified" | "absent" } {
+  const { tensors, metadata, checksum } = readSafetensors(path);
+  const out = emptyRecord<Tensor>();
+  try {
+    for (const [name, raw] of Object.entries(tensors)) out[name] = fromRaw(raw, name, backend);
+  } catch (e) {
+    // e.g. an I64 value beyond int32: free what was already made, and say which file
+    for (const t of Object.values(out)) t.dispose();
+    throw new Error(`${(e as Error).message} (in ${path})`);
+  }
+  return { tensors: out, metadata, checksum };
 }

@@ -1,6 +1,7 @@
 // The Tensor: a shape, a dtype, a buffer on one backend, and (when it requires grad) the
 // Node that made it. Every tensor is contiguous; views such as reshape share the buffer.
 import { backward as runBackward, type Node } from "./autograd.ts";
+import { unwatch, watch } from "./backstop.ts";
 import type { Backend, BackendBuffer } from "./backend.ts";
 import type { DType, TypedArray } from "./dtype.ts";
 import * as E from "./ops/elementwise.ts";
@@ -12,14 +13,19 @@ import * as S from "./ops/shape.ts";
 import { keep, track } from "./scope.ts";
 import { fmt, numel, type Shape } from "./shape.ts";
 
-// A buffer shared by a tensor and its views; freed when the last one is disposed.
+// A buffer shared by a tensor and its views; freed when the last one is disposed. dispose() and
+// tidy() are the rule; a Storage that becomes unreachable without either is freed by the leak
+// backstop (backstop.ts) when the collector finds it.
 export class Storage {
   refs = 1;
-  // No finalizer backstop on purpose: freeing on garbage collection would make live-buffer
-  // counts (and GPU memory) depend on when the collector runs. dispose()/tidy() is the rule.
-  constructor(readonly backend: Backend, public buf: BackendBuffer) {}
+  private readonly watchedBytes: number; // 0 when the backstop was off at creation
+  constructor(readonly backend: Backend, readonly buf: BackendBuffer) {
+    this.watchedBytes = watch(this, backend, buf);
+  }
   release(): void {
-    if (--this.refs === 0) this.backend.free(this.buf);
+    if (--this.refs !== 0) return;
+    if (this.watchedBytes > 0) unwatch(this, this.watchedBytes);
+    this.backend.free(this.buf);
   }
 }
 
@@ -84,7 +90,11 @@ export class Tensor {
 
   // ---- reading values ----
   async data(): Promise<TypedArray> {
-    return this.backend.read(this.buf);
+    const out = await this.backend.read(this.buf);
+    // Touch `this` after the read: `await x.mul(2).data()` must keep that temporary tensor (and
+    // so its buffer, under the leak backstop) alive until a device read has finished.
+    void this._storage;
+    return out;
   }
   dataSync(): TypedArray {
     const b = this.backend;

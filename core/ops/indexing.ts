@@ -2,7 +2,7 @@
 import { recordPrim } from "../grad.ts";
 import { aroundDim, fmt, normDim, stridesOf } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
-import { compare } from "./elementwise.ts";
+import { add, compare, maskedFill } from "./elementwise.ts";
 import { fromArray, run1 } from "./run.ts";
 import { reshape, unsqueeze } from "./shape.ts";
 
@@ -62,10 +62,42 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
   return reshape(rows, [...ids.shape, weight.shape[1]]);
 }
 
-// ids [...] int32 → float32 [..., numClasses] with a 1 at each id.
+// ids [...] int32 → float32 [..., numClasses] with a 1 at each id. An id outside
+// [0, numClasses) is an error on the synchronous backends (cpu, wasm, gpujs webasm/cpu), which
+// read the ids first; a GPU backend cannot read them back inside a synchronous op, so there its
+// row comes out NaN instead, as gather and indexSelect give there — never a silent row of zeros.
 export function oneHot(ids: Tensor, numClasses: number): Tensor {
   checkIndexTensor("oneHot", ids);
   if (!Number.isInteger(numClasses) || numClasses <= 0) throw new Error(`oneHot: numClasses must be a positive integer, got ${numClasses}`);
+  if (ids.backend.sync) {
+    const v = ids.dataSync();
+    for (let i = 0; i < v.length; i++) {
+      if (!(v[i] >= 0 && v[i] < numClasses)) {
+        const at = ids.ndim > 1 ? ` at ${fmt(unravelIndex(i, ids.shape))}` : ids.ndim === 1 ? ` at position ${i}` : "";
+        throw new Error(`oneHot: id ${v[i]}${at} is outside [0, ${numClasses}) (numClasses = ${numClasses})`);
+      }
+    }
+  }
   const classes = fromArray(Int32Array.from({ length: numClasses }, (_, i) => i), [numClasses], "int32", ids.backend);
-  return compare("eq", unsqueeze(ids, -1), classes);
+  const col = unsqueeze(ids, -1);
+  const hot = compare("eq", col, classes);
+  classes.dispose();
+  if (ids.backend.sync) {
+    col.dispose();
+    return hot;
+  }
+  const below = compare("lt", col, 0), above = compare("ge", col, numClasses);
+  const bad = add(below, above);
+  const out = maskedFill(hot, bad, NaN);
+  for (const t of [col, hot, below, above, bad]) t.dispose();
+  return out;
+}
+
+function unravelIndex(i: number, shape: readonly number[]): number[] {
+  const idx = new Array<number>(shape.length);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    idx[d] = i % shape[d];
+    i = Math.floor(i / shape[d]);
+  }
+  return idx;
 }

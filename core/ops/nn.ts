@@ -67,11 +67,8 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: CrossEntropyO
   const v = logits.shape[logits.ndim - 1];
   const rows = target.size;
   const z = reshape(logits, [rows, v]), t = reshape(target, [rows]);
-  const [loss, lse] = runKernel("crossEntropy", [z, t], { rows, v, ignoreIndex, labelSmoothing }, [
-    { shape: [rows], dtype: "float32" }, { shape: [rows], dtype: "float32" },
-  ], "crossEntropy");
-  const perRow = recordPrim(loss, "crossEntropy", [z, t], { ignoreIndex, labelSmoothing, lse, rows, v });
-  if (!perRow._node) lse.dispose();
+  const loss = run1("crossEntropy", [z, t], { rows, v, ignoreIndex, labelSmoothing }, [rows], "float32", "crossEntropy");
+  const perRow = recordPrim(loss, "crossEntropy", [z, t], { ignoreIndex, labelSmoothing, rows, v });
   if (reduction === "none") return reshape(perRow, target.shape);
   const total = sum(perRow);
   if (reduction === "sum") return total;

@@ -173,8 +173,14 @@ export class Batcher {
     const { padId, bosId, eosId } = this.opts;
     const B = indices.length;
     const rows = indices.map((i) => this.examples[i]);
-    const S = Math.max(1, ...rows.map((r) => r.src.length)); // at least 1: no zero-width tensors
-    const T = Math.max(...rows.map((r) => r.tgt.length)) + 1;
+    // Widths by a loop, not Math.max(...lengths): a spread passes one argument per row, and a
+    // batch of many short rows must not run into the engine's argument limit.
+    let S = 1; // at least 1: no zero-width tensors
+    let T = 1;
+    for (const r of rows) {
+      S = Math.max(S, r.src.length);
+      T = Math.max(T, r.tgt.length + 1);
+    }
     const src = new Int32Array(B * S).fill(padId);
     const tgtIn = new Int32Array(B * T).fill(padId);
     const tgtOut = new Int32Array(B * T).fill(padId);

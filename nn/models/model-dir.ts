@@ -21,7 +21,7 @@
 import { randomBytes } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { fromRaw, getBackend, readSafetensors, saveSafetensors, syncDirectory, writeFileAtomic, type RawTensor, type Tensor } from "../../core/index.ts";
+import { firstNonFinite, fromRaw, getBackend, readSafetensors, saveSafetensors, syncDirectory, writeFileAtomic, type RawTensor, type Tensor } from "../../core/index.ts";
 import { BpeTokenizer } from "../tokenizer/bpe.ts";
 import { getModelKind, type AnyModel } from "./kinds.ts";
 import "./registry.ts";
@@ -174,19 +174,18 @@ function checkWeights(path: string, tensors: Record<string, RawTensor>, expected
     fail("loadModelDir", `${path} holds ${total} values but the config implies ${expected} parameters; the config or the weights are damaged, or they belong to different models`);
   }
   for (const [name, raw] of Object.entries(tensors)) {
-    const at = firstNonFinite(raw);
+    const at = firstNonFiniteRaw(raw);
     if (at >= 0) fail("loadModelDir", `${path}: tensor ${name} holds a non-finite value at flat index ${at}; the weights are damaged`);
   }
 }
 
 // Index of the first NaN or ±∞ in a raw float tensor, read straight from its bytes (-1: none;
 // integer tensors have none). F16 and BF16 encode NaN/∞ as an exponent field of all ones.
-function firstNonFinite(raw: RawTensor): number {
+function firstNonFiniteRaw(raw: RawTensor): number {
   const b = raw.data;
   if (raw.dtype === "F32" || raw.dtype === "F64") {
-    const v = raw.dtype === "F32" ? new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) : new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
-    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) return i;
-    return -1;
+    const bytes = b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+    return firstNonFinite(raw.dtype === "F32" ? new Float32Array(bytes) : new Float64Array(bytes));
   }
   if (raw.dtype !== "F16" && raw.dtype !== "BF16") return -1;
   const mask = raw.dtype === "F16" ? 0x7c00 : 0x7f80;

@@ -26,6 +26,9 @@ const FIRST_CHAR_ID = FIRST_BYTE_ID + 256;
 const BYTE_NAMES = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
 const RESERVED = new Set<string>([...SPECIAL_TOKENS, ...BYTE_NAMES]);
 const CACHE_LIMIT = 1 << 17;
+// Words longer than this are encoded every time: caching a 300,000-character word would keep it
+// and its ids alive until the cache is next cleared. Real words are far shorter.
+const CACHE_WORD_LIMIT = 256;
 
 export interface BpeTrainOptions {
   /** Target vocabulary size, counting the 5 specials, the 256 byte tokens and the alphabet. */
@@ -152,10 +155,15 @@ export class BpeTokenizer {
     for (const w of splitWords(normalize(s))) {
       let ids = this.cache.get(w);
       if (ids === undefined) {
+        // Append piece by piece with a loop: push(...piece) passes every id as an argument, and
+        // one long unbroken word (300,000 digits) exceeds V8's argument limit.
         ids = [];
-        splitPieces(w).forEach((p, i) => ids!.push(...this.encodePiece(p, i === 0)));
-        if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-        this.cache.set(w, ids);
+        const pieces = splitPieces(w);
+        for (let i = 0; i < pieces.length; i++) for (const id of this.encodePiece(pieces[i], i === 0)) ids.push(id);
+        if (w.length <= CACHE_WORD_LIMIT) {
+          if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+          this.cache.set(w, ids);
+        }
       }
       for (const id of ids) out.push(id);
     }

@@ -2,6 +2,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as C from "../../core/index.ts";
+import { testBackends } from "../helpers/backends.ts";
 
 const t = suite("errors");
 const { tensor, randn, zeros } = C;
@@ -24,6 +25,10 @@ const cases: [string, () => unknown, RegExp][] = [
   ["gather dtype", () => randn([2, 3]).gather(1, randn([2, 1])), /gather: index must be int32/],
   ["gather range", () => randn([2, 3]).gather(1, tensor([[5], [0]], { dtype: "int32" })), /gather: index 5 out of range \[0, 3\)/],
   ["indexSelect", () => randn([2, 3]).indexSelect(0, tensor([2], { dtype: "int32" })), /indexSelect: index 2 out of range/],
+  ["scatterAdd range", () => randn([2, 3]).scatterAdd(1, tensor([[1], [-1]], { dtype: "int32" }), randn([2, 1])), /scatterAdd: index -1 out of range \[0, 3\)/],
+  ["oneHot range", () => C.oneHot(tensor([0, 3, 1], { dtype: "int32" }), 3), /oneHot: id 3 at position 1 is outside \[0, 3\)/],
+  ["oneHot negative, 2-D", () => C.oneHot(tensor([[0, 1], [-2, 0]], { dtype: "int32" }), 5), /oneHot: id -2 at \[1,0\] is outside \[0, 5\)/],
+  ["oneHot numClasses", () => C.oneHot(tensor([0], { dtype: "int32" }), 0), /oneHot: numClasses must be a positive integer, got 0/],
   ["embedding", () => C.embedding(randn([4]), tensor([1], { dtype: "int32" })), /embedding: weight must be \[V, D\]/],
   ["crossEntropy shape", () => C.crossEntropy(randn([3, 4]), tensor([1, 2], { dtype: "int32" })), /crossEntropy: logits \[3,4\] must be target's shape \[2\]/],
   ["crossEntropy dtype", () => C.crossEntropy(randn([2, 4]), randn([2])), /target must be int32/],
@@ -49,5 +54,21 @@ cases.push(["mixed backends", () => {
   return a.add(b);
 }, /add: tensors live on different backends \("cpu" and "wasm"\)/]);
 for (const [name, fn, re] of cases) t(name, () => assert.throws(fn as () => void, re));
+
+// On every backend: a synchronous one refuses an out-of-range oneHot id; a GPU backend (which
+// cannot read the ids inside a synchronous op) gives that row NaN — never a silent row of zeros.
+t("oneHot out of range on every backend: an error, or a NaN row on GPU backends", async () => {
+  for (const { cfg, backend } of await testBackends()) {
+    const ids = tensor([2, 7, 0], { dtype: "int32", backend });
+    if (backend.sync) {
+      assert.throws(() => C.oneHot(ids, 4), /oneHot: id 7 at position 1 is outside \[0, 4\)/, cfg.label);
+      continue;
+    }
+    const got = Array.from(await C.oneHot(ids, 4).data());
+    assert.equal(got.slice(0, 4), [0, 0, 1, 0], cfg.label);
+    assert.ok(got.slice(4, 8).every(Number.isNaN), `${cfg.label}: ${got}`);
+    assert.equal(got.slice(8), [1, 0, 0, 0], cfg.label);
+  }
+});
 
 t.run();

@@ -82,8 +82,11 @@ for (const mode of ["webasm", "cpu"] as const) {
     assert.throws(() => b.run("indexSelect", [x, idx], { outer: 1, n: 3, m: 2, inner: 1, dtype: "float32" }), /indexSelect: index 3 out of range/);
     const z = b.upload("float32", f32([0, 1, 2, 3, 4, 5])), t = b.upload("int32", i32([-100, 7]));
     assert.throws(() => b.run("crossEntropy", [z, t], { rows: 2, v: 3, ignoreIndex: -100, labelSmoothing: 0 }), /crossEntropy: index 7 out of range \[0, 3\)/);
-    assert.is(b.liveBuffers(), live + 2);
-    for (const u of [x, idx, z, t]) b.free(u);
+    const src = b.upload("float32", f32([10, 20]));
+    assert.throws(() => b.run("scatterAdd", [idx, src], { outer: 1, n: 3, k: 2, inner: 1 }), /scatterAdd: index 3 out of range \[0, 3\)/);
+    assert.throws(() => b.run("indexAdd", [idx, src], { outer: 1, n: 3, m: 2, inner: 1 }), /indexAdd: index 3 out of range \[0, 3\)/);
+    assert.is(b.liveBuffers(), live + 3);
+    for (const u of [x, idx, z, t, src]) b.free(u);
   });
   s("floorDiv is exact just below 2^24", () => checkFloorDiv(b));
   s("a buffer freed twice is an error, not a corrupted count", () => {
@@ -130,6 +133,21 @@ if (!adapter) {
     assert.is(got[0], 3);
     assert.ok(Number.isNaN(got[1]));
     for (const u of [x, idx, y]) b.free(u);
+  });
+  gpu("scatterAdd and indexAdd: an out-of-range index gives NaN, not a silently dropped term", async () => {
+    // scatterAdd [outer 1, n 3, inner 2]: column i = 1 holds index 3, so that column is NaN
+    const idx = b.upload("int32", i32([0, 2, 1, 3])), src = b.upload("float32", f32([1, 2, 3, 4]));
+    const [y] = b.run("scatterAdd", [idx, src], { outer: 1, n: 3, k: 2, inner: 2 });
+    const got = Array.from(await b.read(y));
+    assert.equal([got[0], got[2], got[4]], [1, 3, 0], "column 0 is a correct sum");
+    assert.ok([got[1], got[3], got[5]].every(Number.isNaN), `column 1: ${got}`);
+    const ok = b.upload("int32", i32([0, 2, 1, 2]));
+    const [z] = b.run("scatterAdd", [ok, src], { outer: 1, n: 3, k: 2, inner: 2 });
+    assert.equal(Array.from(await b.read(z)), [1, 0, 3, 0, 0, 6], "in-range indices are summed as before");
+    const ids = b.upload("int32", i32([1, -1])), g = b.upload("float32", f32([5, 6]));
+    const [w] = b.run("indexAdd", [ids, g], { outer: 1, n: 3, m: 2, inner: 1 });
+    assert.ok(Array.from(await b.read(w)).every(Number.isNaN));
+    for (const u of [idx, src, y, ok, z, ids, g, w]) b.free(u);
   });
   gpu("a failing kernel surfaces at read, in its dependents, and once at flush", async () => {
     const bad: KernelSpec = { key: "test:bad", source: "function (x) { return x[this.thread.x] + undefinedName; }", args: ["Array"] };

@@ -5,7 +5,7 @@ import * as C from "../../core/index.ts";
 import { erf } from "../../core/math.ts";
 import { checkOp } from "../helpers/check-op.ts";
 import {
-  alongDim, at, map, matmulNd, nd, permuteNd, reduceDims, unravel, zip, type Nd,
+  alongDim, alongDimPair, at, map, matmulNd, nd, permuteNd, reduceDims, unravel, zip, type Nd,
 } from "../helpers/nd.ts";
 
 const t = suite("ops");
@@ -128,8 +128,10 @@ t("oneHot", () => checkOp("oneHot", [{ shape: [4], dtype: "int32", low: 0, high:
 const softmaxRow = (v: number[]) => { const m = Math.max(...v); const e = v.map((u) => Math.exp(u - m)); const s = sum(e); return e.map((u) => u / s); };
 t("softmax last", () => checkOp("softmax", [[3, 6]], (x) => x.softmax(-1), (x) => alongDim(x, 1, softmaxRow)));
 t("softmax dim 0", () => checkOp("softmax", [[4, 3]], (x) => x.softmax(0), (x) => alongDim(x, 0, softmaxRow)));
-t("logSoftmax", () => checkOp("logSoftmax", [[2, 3, 5]], (x) => x.logSoftmax(-1), (x) => alongDim(x, 2, (v) => v.map((u) => u - lse(v)))));
-t("logSoftmax dim 1", () => checkOp("logSoftmax", [[2, 3, 2]], (x) => x.logSoftmax(1), (x) => alongDim(x, 1, (v) => v.map((u) => u - lse(v)))));
+// (u − m) − log Σ e^(u−m), never u − lse: at u = 1e30 even float64 rounds m + log 2 to m.
+const logSoftmaxRow = (v: number[]) => { const m = Math.max(...v); const ls = Math.log(sum(v.map((u) => Math.exp(u - m)))); return v.map((u) => u - m - ls); };
+t("logSoftmax", () => checkOp("logSoftmax", [[2, 3, 5]], (x) => x.logSoftmax(-1), (x) => alongDim(x, 2, logSoftmaxRow)));
+t("logSoftmax dim 1", () => checkOp("logSoftmax", [[2, 3, 2]], (x) => x.logSoftmax(1), (x) => alongDim(x, 1, logSoftmaxRow)));
 const lnRef = (x: Nd, w: Nd, b: Nd, eps: number) => {
   const n = w.data.length; const out = nd(x.shape.slice());
   for (let r = 0; r < x.data.length / n; r++) {
@@ -140,14 +142,16 @@ const lnRef = (x: Nd, w: Nd, b: Nd, eps: number) => {
   return out;
 };
 t("layerNorm", () => checkOp("layerNorm", [[2, 3, 8], [8], [8]], (x, w, b) => C.layerNorm(x, w, b, 1e-5), (x, w, b) => lnRef(x, w, b, 1e-5), { gradAtol: 5e-3 }));
+// The smoothed target q = (1−ε)·onehot(t) + ε/V of one row.
+const smoothed = (v: number, target: number, eps: number) => Array.from({ length: v }, (_, j) => (j === target ? 1 - eps : 0) + eps / v);
 const ceRef = (z: Nd, tt: Nd, eps: number, ignore: number) => {
   const v = z.shape[z.shape.length - 1]; let tot = 0, cnt = 0;
   for (let r = 0; r < tt.data.length; r++) {
     if (tt.data[r] === ignore) continue;
-    const row = [...z.data.subarray(r * v, r * v + v)]; const l = lse(row);
-    // cross-entropy against the smoothed target q = (1−ε)·onehot + ε/V: −Σ q_j log p_j
+    const logp = logSoftmaxRow([...z.data.subarray(r * v, r * v + v)]);
+    // cross-entropy against the smoothed target: −Σ q_j log p_j, where 0·log 0 counts as 0
     let loss = 0;
-    row.forEach((u, j) => (loss -= ((j === tt.data[r] ? 1 - eps : 0) + eps / v) * (u - l)));
+    smoothed(v, tt.data[r], eps).forEach((q, j) => { if (q !== 0) loss -= q * logp[j]; });
     tot += loss; cnt++;
   }
   return nd([], [tot / cnt]);
@@ -157,6 +161,57 @@ t("crossEntropy smoothing + ignoreIndex", () => checkOp("crossEntropy", [[2, 3, 
   (z, y) => C.crossEntropy(z, y, { labelSmoothing: 0.1, ignoreIndex: 0 }), (z, y) => ceRef(z, y, 0.1, 0)));
 t("crossEntropy sum", () => checkOp("crossEntropy", [[3, 4], { shape: [3], dtype: "int32", low: 0, high: 4 }],
   (z, y) => C.crossEntropy(z, y, { reduction: "sum" }), (z, y) => nd([], [ceRef(z, y, 0, -100).data[0] * 3])));
+
+// ---- NN primitives at the edges: masked (−∞) and huge logits, on every backend ----
+// Gradients written out (gradRef) where finite differences cannot resolve them: d/dx of Σ w ⊙ f.
+const softmaxVjp = (x: Nd, w: Nd) => alongDimPair(x, w, -1, (v, g) => {
+  const y = softmaxRow(v); const s = sum(y.map((p, j) => p * g[j])); return y.map((p, j) => p * (g[j] - s));
+});
+const logSoftmaxVjp = (x: Nd, w: Nd) => alongDimPair(x, w, -1, (v, g) => {
+  const y = softmaxRow(v); const s = sum(g); return y.map((p, j) => g[j] - p * s);
+});
+// d/dz of w · mean over the kept rows of CE: (w / count) · (softmax(z_r) − q_r)
+const ceGrad = (w: Nd, z: Nd, tt: Nd, eps: number, ignore: number) => {
+  const v = z.shape[z.shape.length - 1]; const out = nd(z.shape.slice());
+  const kept = [...tt.data].filter((x) => x !== ignore).length;
+  for (let r = 0; r < tt.data.length; r++) {
+    if (tt.data[r] === ignore) continue;
+    const p = softmaxRow([...z.data.subarray(r * v, r * v + v)]); const q = smoothed(v, tt.data[r], eps);
+    p.forEach((pj, j) => (out.data[r * v + j] = (w.data[0] / kept) * (pj - q[j])));
+  }
+  return out;
+};
+const NEG = -Infinity;
+const maskedRows = { shape: [3, 5], values: [NEG, 1, 2, NEG, 0.5, 0.3, NEG, -1, 2, 1, 1, 2, 3, 4, 5] };
+const hugeRows = { shape: [5, 3], values: [1e30, 1e30, 0, 3e7, 3e7 - 2, 0, -1e30, -1e30, 5, -3e7, 1e30, NEG, 1e30, NEG, -1e30].map(Math.fround) };
+const rowTargets = (values: number[]) => ({ shape: [values.length], dtype: "int32" as const, values });
+t("softmax with −∞ entries", () => checkOp("softmax", [maskedRows], (x) => x.softmax(-1), (x) => alongDim(x, 1, softmaxRow)));
+t("logSoftmax with −∞ entries (their gradient is the limit, w)", () => checkOp("logSoftmax", [maskedRows], (x) => x.logSoftmax(-1),
+  (x) => alongDim(x, 1, logSoftmaxRow), { gradRef: (w, x) => [logSoftmaxVjp(x, w)] }));
+t("softmax/logSoftmax of an all −∞ row are NaN (as PyTorch)", () => checkOp("softmax", [{ shape: [2, 3], values: [NEG, NEG, NEG, 0, NEG, 1] }],
+  (x) => x.softmax(-1).add(x.logSoftmax(-1)), (x) => nd([2, 3], [NaN, NaN, NaN, ...zip([alongDim(nd([3], [0, NEG, 1]), 0, softmaxRow), alongDim(nd([3], [0, NEG, 1]), 0, logSoftmaxRow)], (a, b) => a + b).data]), { grad: false }));
+t("softmax of huge logits (1e30, 3e7)", () => checkOp("softmax", [hugeRows], (x) => x.softmax(-1), (x) => alongDim(x, 1, softmaxRow), { gradRef: (w, x) => [softmaxVjp(x, w)] }));
+t("logSoftmax of huge logits: (x − m) − log Σ, not x − lse", () => checkOp("logSoftmax", [hugeRows], (x) => x.logSoftmax(-1),
+  (x) => alongDim(x, 1, logSoftmaxRow), { gradRef: (w, x) => [logSoftmaxVjp(x, w)] }));
+t("softmax/logSoftmax of huge logits in rows of 9 (4-lane SIMD steps and a tail)", () => checkOp("logSoftmax", [{ shape: [2, 9],
+  values: [1e30, 1e30, 0, 5, -1e30, 1e30, 3, 2, 1, 3e7, 3e7 - 2, NEG, 0, 3e7 - 4, 1, NEG, 3e7, -3e7].map(Math.fround) }],
+  (x) => x.logSoftmax(-1).add(x.softmax(-1)), (x) => zip([alongDim(x, 1, logSoftmaxRow), alongDim(x, 1, softmaxRow)], (a, b) => a + b),
+  { gradRef: (w, x) => [zip([logSoftmaxVjp(x, w), softmaxVjp(x, w)], (a, b) => a + b)] }));
+t("logSoftmax of huge logits along dim 0", () => checkOp("logSoftmax", [{ ...hugeRows, shape: [3, 5] }], (x) => x.logSoftmax(0),
+  (x) => alongDim(x, 0, logSoftmaxRow), { grad: false }));
+t("crossEntropy with −∞ logits, ε = 0: finite, masked classes get no gradient", () => checkOp("crossEntropy", [maskedRows, rowTargets([1, 4, 2])],
+  (z, y) => C.crossEntropy(z, y), (z, y) => ceRef(z, y, 0, -100)));
+t("crossEntropy: a −∞ target logit, or ε > 0 with any −∞ logit, is +∞", () => checkOp("crossEntropy", [maskedRows, rowTargets([1, 4, 2])],
+  (z, y) => C.crossEntropy(z, y, { labelSmoothing: 0.1, reduction: "none" }).add(C.crossEntropy(z, C.tensor([0, 1, 2], { dtype: "int32", backend: z.backend }), { reduction: "none" })),
+  (z, y) => nd([3], [Infinity, Infinity, ceRef(nd([1, 5], z.data.subarray(10)), nd([1], [2]), 0.1, -100).data[0] + ceRef(nd([1, 5], z.data.subarray(10)), nd([1], [2]), 0, -100).data[0]]), { grad: false }));
+for (const eps of [0, 0.1]) {
+  t(`crossEntropy of huge logits, ε = ${eps}`, () => checkOp("crossEntropy", [hugeRows, rowTargets([0, 1, 2, 1, 0])],
+    (z, y) => C.crossEntropy(z, y, { labelSmoothing: eps }), (z, y) => ceRef(z, y, eps, -100),
+    { gradRef: (w, z, y) => [ceGrad(w, z, y, eps, -100), null], ...(eps > 0 ? { grad: false } : {}) }));
+}
+t("crossEntropy gradient from |logit| ≈ 3e7, with an ignored row", () => checkOp("crossEntropy",
+  [{ shape: [3, 4], values: [3e7, 3e7 - 2, 0, -3e7, -3e7, -3e7 + 4, 1, 2, 5, 6, 7, 8].map(Math.fround) }, rowTargets([1, 0, -100])],
+  (z, y) => C.crossEntropy(z, y, { labelSmoothing: 0.2 }), (z, y) => ceRef(z, y, 0.2, -100), { gradRef: (w, z, y) => [ceGrad(w, z, y, 0.2, -100), null] }));
 t("dropout (seeded mask)", () => checkOp("dropout", [[4, 8]], (x) => C.dropout(x, 0.25, true, new C.Generator(7)), (x) => {
   const mask = new C.Generator(7).bernoulliMask(32, 0.75);
   return map(x, (v, i) => (v * mask[i]) / 0.75);

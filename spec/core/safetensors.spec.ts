@@ -231,8 +231,9 @@ st("decodes a file assembled by hand from the spec (unpadded, unaligned, keys ou
     0x00, 0x00, 0x00, 0xc0, // -2.0f: sign 1, exponent 128
     0xfe, 0xff, //             int16 -2 in two's complement
   ]);
-  const { tensors, metadata } = decodeSafetensors(bytes);
-  assert.equal(metadata, {});
+  const { tensors, metadata, checksum } = decodeSafetensors(bytes);
+  assert.equal({ ...metadata }, {});
+  assert.is(checksum, "absent");
   assert.equal(Object.keys(tensors).sort(), ["b", "w"]);
   assert.equal(tensors.w.shape, [2]);
   assert.equal([...rawToFloat32(tensors.w)], [1, -2]);
@@ -242,7 +243,8 @@ st("decodes a file assembled by hand from the spec (unpadded, unaligned, keys ou
 
 st("encodes to the exact bytes the spec prescribes", () => {
   // The reference writer's published vector for an empty file: "{}" padded to 8 bytes.
-  assert.equal([...encodeSafetensors({})], [8, 0, 0, 0, 0, 0, 0, 0, 123, 125, 32, 32, 32, 32, 32, 32]);
+  // (checksum: false writes exactly what the reference writer writes)
+  assert.equal([...encodeSafetensors({}, {}, { checksum: false })], [8, 0, 0, 0, 0, 0, 0, 0, 123, 125, 32, 32, 32, 32, 32, 32]);
   const record = {
     b: rawFromInt32(new Int32Array([-2]), [], "I16"),
     a: rawFromFloat32(new Float32Array([1, -2]), [2]),
@@ -254,7 +256,7 @@ st("encodes to the exact bytes the spec prescribes", () => {
     ...u64le(136), ...ascii(header), 32, 32, 32, 32,
     0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0, 0xfe, 0xff,
   ];
-  assert.equal([...encodeSafetensors(record, { k: "v" })], expected);
+  assert.equal([...encodeSafetensors(record, { k: "v" }, { checksum: false })], expected);
 });
 
 interface Expected {
@@ -265,8 +267,9 @@ interface Expected {
 st("reads the PyTorch-made fixture with PyTorch's values, and re-encodes it byte for byte", () => {
   const path = fixture("torch-small.safetensors");
   const want: Expected = JSON.parse(readFileSync(fixture("torch-small.expected.json"), "utf8"));
-  const { tensors, metadata } = readSafetensors(path);
-  assert.equal(metadata, want.metadata);
+  const { tensors, metadata, checksum } = readSafetensors(path);
+  assert.equal({ ...metadata }, want.metadata);
+  assert.is(checksum, "absent");
   assert.equal(Object.keys(tensors).sort(), Object.keys(want.tensors).sort());
   for (const [name, w] of Object.entries(want.tensors)) {
     const t = tensors[name];
@@ -283,7 +286,7 @@ st("reads the PyTorch-made fixture with PyTorch's values, and re-encodes it byte
       assert.equal([...rawToInt32(t, name)], w.values, name);
     }
   }
-  assert.equal(encodeSafetensors(tensors, metadata), new Uint8Array(readFileSync(path)));
+  assert.equal(encodeSafetensors(tensors, metadata, { checksum: false }), new Uint8Array(readFileSync(path)));
 });
 
 const DTYPES = Object.keys(DTYPE_SIZE) as RawDType[];
@@ -320,7 +323,8 @@ st("random records round-trip bit-exactly, every tensor aligned to its element s
       const headerLen = Number(new DataView(bytes.buffer).getBigUint64(0, true));
       assert.is(headerLen % 8, 0);
       const out = decodeSafetensors(bytes);
-      assert.equal(out.metadata, { ...meta });
+      assert.equal({ ...out.metadata }, { ...meta });
+      assert.is(out.checksum, "verified");
       assert.equal(Object.keys(out.tensors).sort(), Object.keys(rec).sort());
       for (const name of Object.keys(rec)) {
         const t = out.tensors[name];
@@ -342,7 +346,7 @@ st("writeSafetensors/readSafetensors round-trip through a file; a tensor may be 
   rec["w.0"] = rawFromFloat32(new Float32Array([1.5, -0, Infinity, NaN]), [2, 2], "F16");
   writeSafetensors(p, rec, { epoch: "3" });
   const { tensors, metadata } = readSafetensors(p);
-  assert.equal(metadata, { epoch: "3" });
+  assert.equal({ ...metadata }, { epoch: "3" });
   assert.ok(Object.prototype.hasOwnProperty.call(tensors, "__proto__"));
   assert.equal([...rawToFloat32(tensors["__proto__"])], [0.5]);
   const w = rawToFloat32(tensors["w.0"]);

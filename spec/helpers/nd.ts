@@ -116,3 +116,16 @@ export function alongDim(x: Nd, dim: number, f: (v: number[]) => number[]): Nd {
   }
   return out;
 }
+
+// alongDim over two arrays of the same shape: f sees matching slices of x and y.
+export function alongDimPair(x: Nd, y: Nd, dim: number, f: (v: number[], w: number[]) => number[]): Nd {
+  const d = dim < 0 ? dim + x.shape.length : dim;
+  const out = nd(x.shape.slice());
+  const st = strides(x.shape);
+  for (let i = 0; i < x.data.length; i++) {
+    if (unravel(i, x.shape)[d] !== 0) continue;
+    const at = (a: Nd) => Array.from({ length: x.shape[d] }, (_, j) => a.data[i + j * st[d]]);
+    f(at(x), at(y)).forEach((v, j) => (out.data[i + j * st[d]] = v));
+  }
+  return out;
+}

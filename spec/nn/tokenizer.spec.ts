@@ -110,6 +110,28 @@ test("property: normalize is idempotent, and encoding a normalised string change
   );
 });
 
+// Input length is the other axis: `translate` died on one whitespace-free word of 300,000 digits
+// (ids were appended with push(...ids), one call argument per id, past V8's argument limit).
+test("property: decode(encode(s)) === normalize(s) for words of any length, up to 400,000 characters", () => {
+  const repeated = fc.constantFrom("7", "1234567890", "a", "Hund", "ä", "a\u0308", "😀", "\u4e2d", ".", "-", "<pad>", WORD_MARKER);
+  const length = fc.oneof(
+    { arbitrary: fc.integer({ min: 0, max: 300 }), weight: 2 },
+    { arbitrary: fc.integer({ min: 100_000, max: 400_000 }), weight: 1 },
+    { arbitrary: fc.constant(300_000), weight: 1 },
+  );
+  fc.assert(
+    fc.property(repeated, length, anyString, anyString, (unit, n, before, after) => {
+      const s = before + " " + unit.repeat(Math.ceil(n / unit.length)) + " " + after;
+      assert.is(tok.decode(tok.encode(s)), normalize(s));
+    }),
+    { seed: 7062, numRuns: 16 },
+  );
+  const digits = "1234567890".repeat(30_000);
+  const ids = tok.encode(`Zahl: ${digits}!`);
+  assert.ok(ids.length > 300_000, `${ids.length} ids`);
+  assert.is(tok.decode(ids), `Zahl: ${digits}!`);
+});
+
 test("decode: skipSpecial, Int32Array input, bad ids", () => {
   const ids = [tok.bosId, ...tok.encode("a dog"), tok.eosId, tok.padId];
   assert.is(tok.decode(ids), "a dog");

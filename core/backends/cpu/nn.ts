@@ -3,21 +3,20 @@ import type { TypedArray } from "../../dtype.ts";
 import type { KernelParams } from "../../kernels.ts";
 import type { Alloc } from "./types.ts";
 
+// Per row: m = max x, s = Σ exp(x − m);  softmax = exp(x − m)/s,  logSoftmax = (x − m) − log s.
+// logSoftmax never forms lse = m + log s: for x = 1e30 that sum rounds to m and x − lse gives 0
+// instead of −log 2. A −∞ entry gives 0 / −∞ (exp(−∞) = 0); a row that is all −∞ or holds +∞
+// or NaN gives NaN, as in PyTorch.
 export function softmax(alloc: Alloc, [x]: TypedArray[], p: KernelParams["softmax"]): TypedArray[] {
   const { outer, n, inner, log } = p;
   const y = alloc("float32", outer * n * inner);
   for (let o = 0; o < outer; o++) {
     for (let i = 0; i < inner; i++) {
       const base = o * n * inner + i;
-      // Subtracting the max keeps exp from overflowing: softmax(x) = softmax(x − c).
-      let mx = -Infinity;
-      for (let j = 0; j < n; j++) mx = Math.max(mx, x[base + j * inner]);
-      if (mx === -Infinity) mx = 0;
-      let s = 0;
-      for (let j = 0; j < n; j++) s += Math.exp(x[base + j * inner] - mx);
+      const [mx, s] = rowStats(x, base, n, inner);
       if (log) {
-        const lse = mx + Math.log(s);
-        for (let j = 0; j < n; j++) y[base + j * inner] = x[base + j * inner] - lse;
+        const ls = Math.log(s);
+        for (let j = 0; j < n; j++) y[base + j * inner] = x[base + j * inner] - mx - ls;
       } else {
         const inv = 1 / s;
         for (let j = 0; j < n; j++) y[base + j * inner] = Math.exp(x[base + j * inner] - mx) * inv;
@@ -25,6 +24,16 @@ export function softmax(alloc: Alloc, [x]: TypedArray[], p: KernelParams["softma
     }
   }
   return [y];
+}
+
+// [m, s] of the n values x[base + j·stride]: m the maximum (NaN if any is NaN), s = Σ exp(x − m)
+// in float64, so 1 ≤ s ≤ n whenever m is finite.
+function rowStats(x: TypedArray, base: number, n: number, stride: number): [number, number] {
+  let mx = -Infinity;
+  for (let j = 0; j < n; j++) mx = Math.max(mx, x[base + j * stride]);
+  let s = 0;
+  for (let j = 0; j < n; j++) s += Math.exp(x[base + j * stride] - mx);
+  return [mx, s];
 }
 
 // softmax: dx = y ⊙ (g − Σ g·y);  log-softmax: dx = g − eʸ · Σ g
@@ -92,35 +101,49 @@ export function layerNormBackward(alloc: Alloc, [x, w, mean, rstd, g]: TypedArra
   return [dx, dw, db];
 }
 
-// Per row: loss = (1−ε)·(lse − z_t) + ε·(lse − mean_j z_j), i.e. cross-entropy against the
-// smoothed target (1−ε)·onehot(t) + ε/V (PyTorch's label_smoothing). Ignored rows give 0.
+// Per row, with m = max z and ls = log Σ exp(z − m) (so lse = m + ls, never formed: it would
+// round away ls once |z| is large):
+//   loss = (1−ε)·(lse − z_t) + ε·(lse − mean_j z_j)
+//        = (1−ε)·((m − z_t) + ls) + ε·(ls + mean_j (m − z_j)),
+// cross-entropy against the smoothed target (1−ε)·onehot(t) + ε/V (PyTorch's label_smoothing).
+// Every difference m − z is ≥ 0 and exact for nearby values. A −∞ logit (a masked class) adds
+// nothing to ls; with ε = 0 it takes no part at all (PyTorch gives the same). With ε > 0 the
+// smoothed target puts mass ε/V on that impossible class, so the loss is +∞, as in PyTorch.
+// Terms with weight 0 are skipped rather than multiplied: 0·∞ would be NaN. Ignored rows give 0.
 export function crossEntropy(alloc: Alloc, [z, t]: TypedArray[], p: KernelParams["crossEntropy"]): TypedArray[] {
   const { rows, v, ignoreIndex, labelSmoothing: eps } = p;
-  const loss = alloc("float32", rows), lseOut = alloc("float32", rows);
+  const loss = alloc("float32", rows);
   for (let r = 0; r < rows; r++) {
     const o = r * v, tr = t[r];
     if (tr === ignoreIndex) continue;
     if (tr < 0 || tr >= v) throw new Error(`crossEntropy: target ${tr} out of range [0, ${v}) at row ${r}`);
-    let mx = -Infinity, sum = 0;
-    for (let j = 0; j < v; j++) { mx = Math.max(mx, z[o + j]); sum += z[o + j]; }
-    let s = 0;
-    for (let j = 0; j < v; j++) s += Math.exp(z[o + j] - mx);
-    const lse = mx + Math.log(s);
-    lseOut[r] = lse;
-    loss[r] = (1 - eps) * (lse - z[o + tr]) + eps * (lse - sum / v);
+    const [mx, s] = rowStats(z, o, v, 1);
+    const ls = Math.log(s);
+    let l = 0;
+    if (eps < 1) l += (1 - eps) * (mx - z[o + tr] + ls);
+    if (eps > 0) {
+      let gap = 0;
+      for (let j = 0; j < v; j++) gap += mx - z[o + j];
+      l += eps * (ls + gap / v);
+    }
+    loss[r] = l;
   }
-  return [loss, lseOut];
+  return [loss];
 }
 
-// d loss_r / d z_j = softmax_j − (1−ε)·[j = t] − ε/V, scaled by the incoming g_r.
-export function crossEntropyBackward(alloc: Alloc, [z, t, lse, g]: TypedArray[], p: KernelParams["crossEntropyBackward"]): TypedArray[] {
+// d loss_r / d z_j = softmax_j − (1−ε)·[j = t] − ε/V, scaled by the incoming g_r. softmax_j =
+// exp((z_j − m) − ls) with the row statistics recomputed from z: a saved float32 lse would be
+// off by whole units once |z| passes ~1e7, and exp(z − lse) with it.
+export function crossEntropyBackward(alloc: Alloc, [z, t, g]: TypedArray[], p: KernelParams["crossEntropyBackward"]): TypedArray[] {
   const { rows, v, ignoreIndex, labelSmoothing: eps } = p;
   const dz = alloc("float32", rows * v);
   for (let r = 0; r < rows; r++) {
     const tr = t[r];
     if (tr === ignoreIndex) continue;
-    const o = r * v, gr = g[r], l = lse[r], u = eps / v;
-    for (let j = 0; j < v; j++) dz[o + j] = gr * (Math.exp(z[o + j] - l) - u);
+    const o = r * v, gr = g[r], u = eps / v;
+    const [mx, s] = rowStats(z, o, v, 1);
+    const ls = Math.log(s);
+    for (let j = 0; j < v; j++) dz[o + j] = gr * (Math.exp(z[o + j] - mx - ls) - u);
     dz[o + tr] -= gr * (1 - eps);
   }
   return [dz];

@@ -40,7 +40,8 @@ export function isFlat(w: Walk): boolean {
 
 // Kernels that compute indices in float32 need every buffer they touch below 2^24 elements.
 export function checkIndexed(kernel: string, outSize: number, inputs: readonly GpujsBuffer[]): void {
-  const big = Math.max(outSize, ...inputs.map((b) => b.size));
+  let big = outSize;
+  for (const b of inputs) big = Math.max(big, b.size);
   if (big > MAX_INDEXED) {
     throw new Error(`gpujs ${kernel}: a buffer of ${big} elements exceeds 2^24 = ${MAX_INDEXED}, the largest this backend indexes exactly (indices are float32 in gpu.js kernels)`);
   }

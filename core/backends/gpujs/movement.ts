@@ -3,9 +3,11 @@
 // gather-style: each output element sums the sources whose index points at it (no atomics
 // in gpu.js). That costs O(k) per output; fine for the embedding/gather sizes of this project.
 //
-// Out-of-range indices cannot throw from a GPU kernel: on webgpu, gather/indexSelect give NaN
-// there and the scatters drop them. On the synchronous modes the backend checks indices on the
-// host first and throws the cpu backend's error (see index.ts).
+// Out-of-range indices cannot throw from a GPU kernel, and on webgpu the index buffer cannot be
+// read back inside a synchronous op. So on webgpu gather/indexSelect give NaN where an index is
+// out of range, and the scatters give NaN over every output its column could have reached (a
+// dropped contribution would be a silently wrong sum). On the synchronous modes the backend
+// checks indices on the host first and throws the cpu backend's error (see index.ts).
 import type { KernelParams } from "../../kernels.ts";
 import { floorDiv } from "./gpu-math.ts";
 import { checkIndexed, coalesce, isFlat, numel, packMeta } from "./layout.ts";
@@ -160,31 +162,40 @@ export function gather(rt: Runtime, [x, idx]: GpujsBuffer[], p: KernelParams["ga
   return [rt.launch(GATHER, n, p.dtype, [x, idx, p.n, p.k, p.inner, p.dtype === "int32" ? 0 : NaN])];
 }
 
-// y[o,v,i] = Σ_j src[o,j,i] · [idx[o,j,i] = v]
+// y[o,v,i] = Σ_j src[o,j,i] · [idx[o,j,i] = v]; `bad` (NaN) for the whole column (o, ·, i)
+// when any of its indices is out of range.
 const SCATTER_ADD: KernelSpec = {
   key: "scatterAdd",
-  source: function (this: K, idx: Arr, src: Arr, n: number, k: number, inner: number) {
+  source: function (this: K, idx: Arr, src: Arr, n: number, k: number, inner: number, bad: number) {
     const t = this.thread.x;
     const o = floorDiv(t, n * inner);
     const rest = t - o * n * inner;
     const v = floorDiv(rest, inner);
     const base = o * k * inner + rest - v * inner;
     let s = 0;
+    let outside = 0;
     for (let j = 0; j < k; j++) {
-      if (idx[base + j * inner] == v) {
+      const w = idx[base + j * inner];
+      if (w == v) {
         s += src[base + j * inner];
       }
+      if (w < 0 || w >= n) {
+        outside = 1;
+      }
+    }
+    if (outside > 0) {
+      return bad;
     }
     return s;
   },
-  args: ["Array", "Array", "Integer", "Integer", "Integer"],
+  args: ["Array", "Array", "Integer", "Integer", "Integer", "Float"],
   functions: [floorDiv],
 };
 
 export function scatterAdd(rt: Runtime, [idx, src]: GpujsBuffer[], p: KernelParams["scatterAdd"]): GpujsBuffer[] {
   const n = p.outer * p.n * p.inner;
   checkIndexed("scatterAdd", n, [idx, src]);
-  return [rt.launch(SCATTER_ADD, n, "float32", [idx, src, p.n, p.k, p.inner])];
+  return [rt.launch(SCATTER_ADD, n, "float32", [idx, src, p.n, p.k, p.inner, NaN])];
 }
 
 // y[o,j,:] = x[o, ids[j], :]
@@ -211,29 +222,38 @@ export function indexSelect(rt: Runtime, [x, ids]: GpujsBuffer[], p: KernelParam
   return [rt.launch(INDEX_SELECT, n, p.dtype, [x, ids, p.n, p.m, p.inner, p.dtype === "int32" ? 0 : NaN])];
 }
 
-// y[o,v,:] = Σ_j g[o,j,:] · [ids[j] = v]   (the embedding gradient)
+// y[o,v,:] = Σ_j g[o,j,:] · [ids[j] = v]   (the embedding gradient); all `bad` (NaN) when any
+// id is out of range.
 const INDEX_ADD: KernelSpec = {
   key: "indexAdd",
-  source: function (this: K, ids: Arr, g: Arr, n: number, m: number, inner: number) {
+  source: function (this: K, ids: Arr, g: Arr, n: number, m: number, inner: number, bad: number) {
     const t = this.thread.x;
     const o = floorDiv(t, n * inner);
     const rest = t - o * n * inner;
     const v = floorDiv(rest, inner);
     const base = o * m * inner + rest - v * inner;
     let s = 0;
+    let outside = 0;
     for (let j = 0; j < m; j++) {
-      if (ids[j] == v) {
+      const w = ids[j];
+      if (w == v) {
         s += g[base + j * inner];
       }
+      if (w < 0 || w >= n) {
+        outside = 1;
+      }
+    }
+    if (outside > 0) {
+      return bad;
     }
     return s;
   },
-  args: ["Array", "Array", "Integer", "Integer", "Integer"],
+  args: ["Array", "Array", "Integer", "Integer", "Integer", "Float"],
   functions: [floorDiv],
 };
 
 export function indexAdd(rt: Runtime, [ids, g]: GpujsBuffer[], p: KernelParams["indexAdd"]): GpujsBuffer[] {
   const n = p.outer * p.n * p.inner;
   checkIndexed("indexAdd", n, [ids, g]);
-  return [rt.launch(INDEX_ADD, n, "float32", [ids, g, p.n, p.m, p.inner])];
+  return [rt.launch(INDEX_ADD, n, "float32", [ids, g, p.n, p.m, p.inner, NaN])];
 }

@@ -12,10 +12,15 @@ type Arr = Float32Array;
 const ints = (k: number) => Array.from({ length: k }, () => "Integer" as const);
 
 // ---- softmax over the middle axis of [outer, n, inner] ----
+// Per row: m = max x and ls = log Σ exp(x − m), kept apart. softmax = exp((x − m) − ls) and
+// logSoftmax = (x − m) − ls. Never x − lse with lse = m + ls stored as one float32: for
+// x = 1e30 that sum rounds to m (softmax [1e30, 1e30, 0] came out [1, 1, 0]), and from |x| ≈ 3e7
+// its rounding error is a whole unit. A −∞ entry gives exp(−∞) = 0; an all −∞ row gives NaN, as
+// the cpu backend and PyTorch.
 
-// lse = max + log Σ exp(x − max) per (o, i); an all −∞ row uses max = 0, as the cpu backend.
-const SOFTMAX_LSE: KernelSpec = {
-  key: "softmax:lse",
+// m per (o, i): one thread per row, looping over it.
+const ROW_MAX: KernelSpec = {
+  key: "rows:max",
   source: function (this: K, x: Arr, n: number, inner: number) {
     const o = floorDiv(this.thread.x, inner);
     const base = o * n * inner + (this.thread.x - o * inner);
@@ -23,18 +28,34 @@ const SOFTMAX_LSE: KernelSpec = {
     for (let j = 1; j < n; j++) {
       mx = Math.max(mx, x[base + j * inner]);
     }
-    if (0 - mx > 3.0e38) {
-      mx = 0;
-    }
-    let s = 0;
-    for (let j2 = 0; j2 < n; j2++) {
-      s += Math.exp(x[base + j2 * inner] - mx);
-    }
-    return mx + Math.log(s);
+    return mx;
   },
   args: ["Array", ...ints(2)],
   functions: [floorDiv],
 };
+// ls = log Σ exp(x − m) per (o, i), reading m from ROW_MAX.
+const ROW_LOGSUM: KernelSpec = {
+  key: "rows:logsum",
+  source: function (this: K, x: Arr, mx: Arr, n: number, inner: number) {
+    const o = floorDiv(this.thread.x, inner);
+    const base = o * n * inner + (this.thread.x - o * inner);
+    const m = mx[this.thread.x];
+    let s = 0;
+    for (let j = 0; j < n; j++) {
+      s += Math.exp(x[base + j * inner] - m);
+    }
+    return Math.log(s);
+  },
+  args: ["Array", "Array", ...ints(2)],
+  functions: [floorDiv],
+};
+
+/** [m, ls] buffers of the rows of [outer, n, inner]; the caller frees both. */
+function rowStats(rt: Runtime, x: GpujsBuffer, outer: number, n: number, inner: number): [GpujsBuffer, GpujsBuffer] {
+  const mx = rt.launch(ROW_MAX, outer * inner, "float32", [x, n, inner]);
+  const ls = rt.launch(ROW_LOGSUM, outer * inner, "float32", [x, mx, n, inner]);
+  return [mx, ls];
+}
 
 // The row (o, i) of flat element t of [outer, n, inner].
 function rowOf(t: number, n: number, inner: number): number {
@@ -45,12 +66,12 @@ function rowOf(t: number, n: number, inner: number): number {
 function softmaxApply(log: boolean): KernelSpec {
   return {
     key: `softmax:${log ? "log" : "exp"}`,
-    source: `function (x, lse, n, inner) {
+    source: `function (x, mx, ls, n, inner) {
   const t = this.thread.x;
   const r = rowOf(t, n, inner);
-  return ${log ? "x[t] - lse[r]" : "Math.exp(x[t] - lse[r])"};
+  return ${log ? "x[t] - mx[r] - ls[r]" : "Math.exp(x[t] - mx[r] - ls[r])"};
 }`,
-    args: ["Array", "Array", ...ints(2)],
+    args: ["Array", "Array", "Array", ...ints(2)],
     functions: [floorDiv, rowOf],
   };
 }
@@ -60,9 +81,10 @@ export function softmax(rt: Runtime, [x]: GpujsBuffer[], p: KernelParams["softma
   const size = p.outer * p.n * p.inner;
   checkIndexed("softmax", size, [x]);
   if (size === 0) return [rt.launch(SOFTMAX_EXP, 0, "float32", [])];
-  const lse = rt.launch(SOFTMAX_LSE, p.outer * p.inner, "float32", [x, p.n, p.inner]);
-  const y = rt.launch(p.log ? SOFTMAX_LOG : SOFTMAX_EXP, size, "float32", [x, lse, p.n, p.inner]);
-  rt.free(lse);
+  const [mx, ls] = rowStats(rt, x, p.outer, p.n, p.inner);
+  const y = rt.launch(p.log ? SOFTMAX_LOG : SOFTMAX_EXP, size, "float32", [x, mx, ls, p.n, p.inner]);
+  rt.free(mx);
+  rt.free(ls);
   return [y];
 }
 
@@ -233,31 +255,15 @@ export function layerNormBackward(rt: Runtime, [x, w, mean, rstd, g]: GpujsBuffe
 }
 
 // ---- cross-entropy with label smoothing ε and an ignored target ----
-// loss_r = (1−ε)·(lse − z_t) + ε·(lse − mean_j z_j); ignored rows give 0 (loss and lse).
-// An out-of-range target cannot throw on the GPU; it gives `bad` (NaN) for that row.
+// With the row statistics m and ls above (lse = m + ls, never formed):
+//   loss_r = (1−ε)·((m − z_t) + ls) + ε·(ls + mean_j (m − z_j)); ignored rows give 0.
+// A term whose weight is 0 is skipped (0·∞ = NaN for a masked −∞ logit); with ε > 0 a −∞ logit
+// makes the loss +∞, as PyTorch. An out-of-range target cannot throw on the GPU; it gives `bad`
+// (NaN) for that row.
 
-const CE_LSE: KernelSpec = {
-  key: "crossEntropy:lse",
-  source: function (this: K, z: Arr, target: Arr, v: number, ignore: number) {
-    const r = this.thread.x;
-    if (target[r] == ignore) {
-      return 0;
-    }
-    let mx = z[r * v];
-    for (let j = 1; j < v; j++) {
-      mx = Math.max(mx, z[r * v + j]);
-    }
-    let s = 0;
-    for (let j2 = 0; j2 < v; j2++) {
-      s += Math.exp(z[r * v + j2] - mx);
-    }
-    return mx + Math.log(s);
-  },
-  args: ["Array", "Array", "Integer", "Float"],
-};
 const CE_LOSS: KernelSpec = {
   key: "crossEntropy:loss",
-  source: function (this: K, z: Arr, target: Arr, lse: Arr, v: number, ignore: number, eps: number, bad: number) {
+  source: function (this: K, z: Arr, target: Arr, mx: Arr, ls: Arr, v: number, ignore: number, eps: number, bad: number) {
     const r = this.thread.x;
     const tr = target[r];
     if (tr == ignore) {
@@ -266,29 +272,39 @@ const CE_LOSS: KernelSpec = {
     if (tr < 0 || tr >= v) {
       return bad;
     }
-    let sum = 0;
-    if (eps > 0) {
-      for (let j = 0; j < v; j++) {
-        sum += z[r * v + j];
-      }
+    const m = mx[r];
+    const l = ls[r];
+    let loss = 0;
+    if (eps < 1) {
+      loss = (1 - eps) * (m - z[r * v + tr] + l);
     }
-    const l = lse[r];
-    return (1 - eps) * (l - z[r * v + tr]) + eps * (l - sum / v);
+    if (eps > 0) {
+      let gap = 0;
+      for (let j = 0; j < v; j++) {
+        gap += m - z[r * v + j];
+      }
+      loss += eps * (l + gap / v);
+    }
+    return loss;
   },
-  args: ["Array", "Array", "Array", "Integer", "Float", "Float", "Float"],
+  args: ["Array", "Array", "Array", "Array", "Integer", "Float", "Float", "Float"],
 };
 
 export function crossEntropy(rt: Runtime, [z, t]: GpujsBuffer[], p: KernelParams["crossEntropy"]): GpujsBuffer[] {
   checkIndexed("crossEntropy", p.rows * p.v, [z]);
-  const lse = rt.launch(CE_LSE, p.rows, "float32", [z, t, p.v, p.ignoreIndex]);
-  const loss = rt.launch(CE_LOSS, p.rows, "float32", [z, t, lse, p.v, p.ignoreIndex, p.labelSmoothing, NaN]);
-  return [loss, lse];
+  if (p.rows === 0) return [rt.launch(CE_LOSS, 0, "float32", [])];
+  const [mx, ls] = rowStats(rt, z, p.rows, p.v, 1);
+  const loss = rt.launch(CE_LOSS, p.rows, "float32", [z, t, mx, ls, p.v, p.ignoreIndex, p.labelSmoothing, NaN]);
+  rt.free(mx);
+  rt.free(ls);
+  return [loss];
 }
 
-// d loss_r / d z_j = g_r · (softmax_j − ε/V − (1−ε)·[j = t])
+// d loss_r / d z_j = g_r · (softmax_j − ε/V − (1−ε)·[j = t]), softmax_j = exp((z_j − m) − ls)
+// from row statistics recomputed here (two O(size) passes), not from a saved float32 lse.
 const CE_BACK: KernelSpec = {
   key: "crossEntropyBackward",
-  source: function (this: K, z: Arr, target: Arr, lse: Arr, g: Arr, v: number, ignore: number, eps: number) {
+  source: function (this: K, z: Arr, target: Arr, mx: Arr, ls: Arr, g: Arr, v: number, ignore: number, eps: number) {
     const t = this.thread.x;
     const r = floorDiv(t, v);
     const tr = target[r];
@@ -296,17 +312,22 @@ const CE_BACK: KernelSpec = {
       return 0;
     }
     const gr = g[r];
-    let d = gr * (Math.exp(z[t] - lse[r]) - eps / v);
+    let d = gr * (Math.exp(z[t] - mx[r] - ls[r]) - eps / v);
     if (t - r * v == tr) {
       d -= gr * (1 - eps);
     }
     return d;
   },
-  args: ["Array", "Array", "Array", "Array", "Integer", "Float", "Float"],
+  args: ["Array", "Array", "Array", "Array", "Array", "Integer", "Float", "Float"],
   functions: [floorDiv],
 };
 
-export function crossEntropyBackward(rt: Runtime, [z, t, lse, g]: GpujsBuffer[], p: KernelParams["crossEntropyBackward"]): GpujsBuffer[] {
+export function crossEntropyBackward(rt: Runtime, [z, t, g]: GpujsBuffer[], p: KernelParams["crossEntropyBackward"]): GpujsBuffer[] {
   checkIndexed("crossEntropyBackward", p.rows * p.v, [z]);
-  return [rt.launch(CE_BACK, p.rows * p.v, "float32", [z, t, lse, g, p.v, p.ignoreIndex, p.labelSmoothing])];
+  if (p.rows * p.v === 0) return [rt.launch(CE_BACK, 0, "float32", [])];
+  const [mx, ls] = rowStats(rt, z, p.rows, p.v, 1);
+  const dz = rt.launch(CE_BACK, p.rows * p.v, "float32", [z, t, mx, ls, g, p.v, p.ignoreIndex, p.labelSmoothing]);
+  rt.free(mx);
+  rt.free(ls);
+  return [dz];
 }

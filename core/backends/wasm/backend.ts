@@ -138,18 +138,20 @@ class WasmBackend extends HostBackend {
       },
       // Cross-entropy over a large vocabulary: the row-wise exp/log work runs as the SIMD
       // log-softmax; only O(1) per row (and the optional smoothing sum) stays in TypeScript.
+      // loss = −(1−ε)·log p_t − (ε/V)·Σ_j log p_j. A weight of 0 skips its term: 0·(−∞) is NaN,
+      // and a masked (−∞) logit has log p = −∞ (so ε > 0 gives +∞, as PyTorch does).
       crossEntropy: (_alloc, [z, t], p: KernelParams["crossEntropy"]) => {
         const { rows, v, ignoreIndex, labelSmoothing: eps } = p;
-        const loss = this.raw("float32", rows), lse = this.raw("float32", rows);
+        const loss = this.raw("float32", rows);
         const logp = this.raw("float32", rows * v) as Float32Array;
         try {
           ops.logSoftmax(ptr(z), ptr(logp), rows, v);
           for (let r = 0; r < rows; r++) {
             const tr = t[r], o = r * v;
-            if (tr === ignoreIndex) { loss[r] = 0; lse[r] = 0; continue; }
+            if (tr === ignoreIndex) { loss[r] = 0; continue; }
             if (tr < 0 || tr >= v) throw new Error(`crossEntropy: target ${tr} out of range [0, ${v}) at row ${r}`);
-            lse[r] = z[o + tr] - logp[o + tr]; // log p = z − lse
-            let l = -(1 - eps) * logp[o + tr];
+            let l = 0;
+            if (eps < 1) l -= (1 - eps) * logp[o + tr];
             if (eps > 0) {
               let s = 0;
               for (let j = 0; j < v; j++) s += logp[o + j];
@@ -157,13 +159,16 @@ class WasmBackend extends HostBackend {
             }
             loss[r] = l;
           }
+        } catch (e) {
+          this.rt.heap.free(ptr(loss));
+          throw e;
         } finally {
           this.rt.heap.free(ptr(logp));
         }
-        return [loss, lse];
+        return [loss];
       },
       // dz = g_r · (softmax(z) − (1−ε)·onehot(t) − ε/V); ignored rows get 0.
-      crossEntropyBackward: (_alloc, [z, t, , g], p: KernelParams["crossEntropyBackward"]) => {
+      crossEntropyBackward: (_alloc, [z, t, g], p: KernelParams["crossEntropyBackward"]) => {
         const { rows, v, ignoreIndex, labelSmoothing: eps } = p;
         const dz = this.raw("float32", rows * v) as Float32Array;
         ops.softmax(ptr(z), ptr(dz), rows, v);

@@ -1,6 +1,6 @@
 // Fused row kernels on [rows, n] matrices, forward and backward, each a row job:
 //   softmax     y = eˣ⁻ᵐ / Σ eˣ⁻ᵐ (m = row max)           dx = y ⊙ (dy − Σ dy⊙y)
-//   logSoftmax  y = x − m − log Σ eˣ⁻ᵐ                   dx = dy − eʸ · Σ dy
+//   logSoftmax  y = (x − m) − log Σ eˣ⁻ᵐ                 dx = dy − eʸ · Σ dy
 //   layerNorm   y = (x − μ)·r·γ + β, r = 1/√(σ² + eps)   dx = r·(g − mean(g) − x̂·mean(g⊙x̂)),
 //               with g = dy⊙γ and x̂ = (x − μ)·r; dγ = Σ_rows dy⊙x̂ and dβ = Σ_rows dy run as a
 //               separate job over column chunks, so the sums need no cross-thread reduction.
@@ -116,11 +116,13 @@ export function emitRowKernels(m: ModuleBuilder, log: number): string[] {
       splat(f, mx).simd(Simd.f32x4_sub);
       emitExp(f, E);
     });
-    // lse = m + log Σ (log in f64 from the host: one call per row)
-    f.get(mx).get(sum).op(Op.f64_promote_f32).call(log).op(Op.f32_demote_f64).op(Op.f32_add).set(sum);
+    // y = (x − m) − log Σ (log in f64 from the host: one call per row). Never x − (m + log Σ):
+    // for x = 1e30 the sum m + log Σ rounds to m and the result to 0 instead of −log 2.
+    f.get(sum).op(Op.f64_promote_f32).call(log).op(Op.f32_demote_f64).set(sum);
     emitRowLoop(f, j, n, (vec) => {
       addr(f, py, j);
       load(f, px, j, vec);
+      splat(f, mx).simd(Simd.f32x4_sub);
       splat(f, sum).simd(Simd.f32x4_sub);
       store(f, vec);
     });
