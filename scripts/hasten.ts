@@ -15,6 +15,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<(argv: str
     summary: "continue prompts (one a line, stdin) with a language model; continuations on stdout",
     load: async () => (await import("./commands/generate.ts")).generateCommand,
   },
+  distill: {
+    summary: "distil a corpus: a teacher's beam output on the training sources (resumable), for NAT students",
+    load: async () => (await import("./commands/distill.ts")).distillCommand,
+  },
   evaluate: {
     summary: "BLEU and decoding speed (greedy and beam) of a translation model on a Multi30k split",
     load: async () => (await import("./commands/evaluate.ts")).evaluateCommand,

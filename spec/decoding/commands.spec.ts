@@ -132,6 +132,15 @@ test("translate and evaluate: usage errors and a missing model exit with code 2 
   assert.match(help.stdout, /^usage: hasten translate --model DIR/);
 });
 
+test("one 300,000-digit word does not stop the job: every line is translated, the long one cut with a warning naming it", async () => {
+  const lines = ["Ein Hund.", "7".repeat(300000), "Zwei Kinder."];
+  const r = await run(translateCommand, ["--model", modelDir, "--beam", "1"], lines.join("\n") + "\n");
+  assert.is(r.error, undefined, String(r.error));
+  assert.is(r.code, 0);
+  assert.is(r.stdout.split("\n").length, 4, "three output lines");
+  assert.match(r.stderr, /warning: 1 line\(s\) longer than the model's maxLen of 64 tokens were cut \(line 2\)/);
+});
+
 test("translate as a process: stdin to stdout, exit code 2 on a missing model", () => {
   const script = "const { translateCommand } = await import('./scripts/commands/translate.ts');" +
     "await translateCommand(process.argv.slice(1)).catch((e) => { console.error(e.message); process.exitCode ||= 1; });";
