@@ -35,6 +35,14 @@ export interface Hypothesis {
   score: number; // Σ log-probabilities of the tokens and the eos (float64 sum of float32 terms)
 }
 
+// What preparing sources needs to know of a model (every translation model family has it).
+export interface SourceModelConfig {
+  readonly maxLen: number;
+  readonly srcVocab: number;
+  readonly tgtVocab: number;
+  readonly padId: number;
+}
+
 // A source batch ready for the model, with per-sentence length limits.
 export interface Prepared {
   ids: Int32Array; // [B, S], right-padded; S ≥ 1 even when every source is empty
@@ -48,7 +56,7 @@ export interface Prepared {
   banned: Uint8Array; // [V], 1 where the id may not be emitted
 }
 
-export function prepareSources(model: EncoderDecoderModel, src: SourceInput, opts: DecodeOptions, who: string): Prepared {
+export function prepareSources(model: { config: SourceModelConfig }, src: SourceInput, opts: DecodeOptions, who: string): Prepared {
   const { maxLen, srcVocab, tgtVocab } = model.config;
   const maxLenA = opts.maxLenA ?? 1.5, maxLenB = opts.maxLenB ?? 10;
   if (!(Number.isFinite(maxLenA) && maxLenA >= 0)) throw new Error(`${who}: maxLenA must be a finite number >= 0, got ${maxLenA}`);

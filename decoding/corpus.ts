@@ -1,18 +1,23 @@
 // Decoding a whole corpus: sort the sentences by length so that each batch needs little padding,
 // decode batch by batch (greedy for beam 1, beam search otherwise), and return the results in the
 // input order. Empty sources are not decoded: their output is empty.
-import type { EncoderDecoderModel } from "../nn/models/index.ts";
+import { isNonAutoregressive, type EncoderDecoderModel, type NonAutoregressiveModel } from "../nn/models/index.ts";
 import type { BpeTokenizer } from "../nn/tokenizer/bpe.ts";
 import { beamSearch, type BeamOptions } from "./beam.ts";
 import type { Hypothesis } from "./common.ts";
 import { greedyDecode } from "./greedy.ts";
+import { natDecode, type NatDecodeOptions } from "./nat.ts";
 
-export interface CorpusOptions extends BeamOptions {
+// Every model that translates: autoregressive (greedy, beam) or non-autoregressive (nat,
+// mask-predict, ctc).
+export type Translator = EncoderDecoderModel | NonAutoregressiveModel;
+
+export interface CorpusOptions extends BeamOptions, NatDecodeOptions {
   batchSize?: number; // sentences per batch, default 32
   onBatch?: (done: number, total: number) => void; // progress, after each batch
 }
 
-export async function decodeCorpus(model: EncoderDecoderModel, sources: readonly ArrayLike<number>[], opts: CorpusOptions = {}): Promise<Hypothesis[]> {
+export async function decodeCorpus(model: Translator, sources: readonly ArrayLike<number>[], opts: CorpusOptions = {}): Promise<Hypothesis[]> {
   const batchSize = opts.batchSize ?? 32, beam = opts.beam ?? 1;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`decodeCorpus: batchSize must be an integer >= 1, got ${batchSize}`);
   const out: Hypothesis[] = sources.map(() => ({ tokens: [], score: 0 }));
@@ -22,7 +27,8 @@ export async function decodeCorpus(model: EncoderDecoderModel, sources: readonly
   for (let i = 0; i < order.length; i += batchSize) {
     const idx = order.slice(i, i + batchSize);
     const batch = idx.map((j) => sources[j]);
-    const hyps = beam <= 1 ? await greedyDecode(model, batch, opts) : await beamSearch(model, batch, opts);
+    const hyps = isNonAutoregressive(model) ? await natDecode(model, batch, opts)
+      : beam <= 1 ? await greedyDecode(model, batch, opts) : await beamSearch(model, batch, opts);
     idx.forEach((j, k) => (out[j] = hyps[k]));
     done += idx.length;
     opts.onBatch?.(done, sources.length);
@@ -43,7 +49,7 @@ export interface TranslateResult {
 // Text in, text out: encode with the tokenizer, cut sources longer than the model's maxLen,
 // decode, and detokenize to one line per sentence. <unk> and <mask> are never emitted (the
 // decoders' default ban list).
-export async function translateLines(m: { model: EncoderDecoderModel; tokenizer: BpeTokenizer }, lines: readonly string[], opts: CorpusOptions = {}): Promise<TranslateResult> {
+export async function translateLines(m: { model: Translator; tokenizer: BpeTokenizer }, lines: readonly string[], opts: CorpusOptions = {}): Promise<TranslateResult> {
   const { model, tokenizer } = m;
   const maxLen = model.config.maxLen;
   const truncated: number[] = [];

@@ -44,7 +44,24 @@ export interface CausalLM extends ModelBase {
   decodeStep(last: Tensor, cache: DecodeCache): Tensor;
 }
 
-export type AnyModel = EncoderDecoderModel | CausalLM;
+// Non-autoregressive translation: the whole target in one (or a few) parallel decoder passes.
+export interface NonAutoregressiveModel extends ModelBase {
+  readonly family: "non-autoregressive";
+  readonly config: {
+    readonly srcVocab: number; readonly tgtVocab: number; readonly maxLen: number; readonly padId: number;
+    readonly maskId: number; // [MASK] input (cmlm), or the blank (ctc)
+    readonly decoderInput: "mask" | "copy"; // what the decoder reads: [MASK]s, or copied source tokens
+    readonly upsample: number; // > 0: decoder length = upsample · source length (ctc); 0: a length head
+  };
+  // Training pass: src [B, S], decIn [B, T] ([MASK]ed target, or copied source ids) → logits [B, T, V].
+  forward(src: Tensor, decIn: Tensor, opts?: { tgtPadMask?: Tensor }): Tensor;
+  encode(src: Tensor, srcPadMask?: Tensor): Tensor; // [B, S] → memory [B, S, D]
+  predictLength(memory: Tensor, srcPadMask: Tensor): Tensor; // → length logits [B, maxLen]
+  // decIn [B, T] → logits [B, T, V]; fromSource: decIn holds copied source ids.
+  decodeParallel(decIn: Tensor, memory: Tensor, memoryPadMask: Tensor | undefined, tgtPadMask?: Tensor, fromSource?: boolean): Tensor;
+}
+
+export type AnyModel = EncoderDecoderModel | CausalLM | NonAutoregressiveModel;
 export type ModelFamily = AnyModel["family"];
 
 // What a tokenizer must agree with: every listed vocabulary size, and the padding id.
@@ -60,7 +77,7 @@ export interface ModelKind<C extends object = object> {
   // The settings `train` may give (model width, layers, …), with defaults.
   readonly options: OptionTable;
   // A config from those settings and the tokenizer's vocabulary.
-  fromOptions(o: Readonly<Record<string, OptionValue>>, vocab: { size: number; padId: number; seed: number }): C;
+  fromOptions(o: Readonly<Record<string, OptionValue>>, vocab: { size: number; padId: number; seed: number; maskId?: number }): C;
   // A stored config (model directory, checkpoint), checked strictly: every field present and
   // valid, no unknown field. Throws plain errors naming the field.
   check(raw: unknown): C;
@@ -90,6 +107,10 @@ export function getModelKind(name: string): ModelKind {
 
 export function isEncoderDecoder(m: AnyModel): m is EncoderDecoderModel {
   return m.family === "encoder-decoder";
+}
+
+export function isNonAutoregressive(m: AnyModel): m is NonAutoregressiveModel {
+  return m.family === "non-autoregressive";
 }
 
 export function isCausalLM(m: AnyModel): m is CausalLM {

@@ -227,7 +227,7 @@ function checkDirConfig(c: ModelDirConfig, where: string): ModelDirConfig {
   }
   if (typeof c.task !== "string" || c.task === "") fail(where, `task must be a non-empty string, got ${show(c.task)}`);
   for (const k of ["src", "tgt"] as const) if (c[k] !== undefined && (typeof c[k] !== "string" || c[k] === "")) fail(where, `${k} must be a language code such as "de", got ${show(c[k])}`);
-  if (c.task === "translation" && (c.src === undefined || c.tgt === undefined)) fail(where, `a translation model needs src and tgt`);
+  if ((c.task === "translation" || c.task === "nat" || c.src !== undefined || c.tgt !== undefined) && (c.src === undefined || c.tgt === undefined)) fail(where, `a translation model needs src and tgt`);
   const d = c.decoding;
   if (typeof d !== "object" || d === null || Array.isArray(d)) fail(where, `decoding must be an object of settings, got ${show(d)}`);
   for (const [k, v] of Object.entries(d)) {

@@ -2,7 +2,11 @@
 // config check and descriptor) plus one line here.
 import { registerModelKind } from "./kinds.ts";
 import { lmKind } from "./lm.ts";
+import { cmlmKind, ctcKind, natVanillaKind } from "./nat.ts";
 import { transformerKind } from "./transformer.ts";
 
 registerModelKind(transformerKind);
 registerModelKind(lmKind);
+registerModelKind(cmlmKind);
+registerModelKind(natVanillaKind);
+registerModelKind(ctcKind);

@@ -96,7 +96,7 @@ function checkIds(who: string, ids: Tensor, ndim: number): void {
   }
 }
 
-class Encoder extends Module {
+export class Encoder extends Module {
   readonly layers: ModuleList<EncoderLayer>;
   readonly norm: LayerNorm;
   constructor(n: number, lc: LayerConfig) {
@@ -111,7 +111,7 @@ class Encoder extends Module {
   }
 }
 
-class Decoder extends Module {
+export class Decoder extends Module {
   readonly layers: ModuleList<DecoderLayer>;
   readonly norm: LayerNorm;
   constructor(n: number, lc: LayerConfig) {
@@ -120,10 +120,11 @@ class Decoder extends Module {
     this.norm = this.registerModule("norm", new LayerNorm(lc.dModel));
   }
   // x: [B, T, D] → [B, T, D]
-  forward(x: Tensor, memory: Tensor, memoryPadMask?: Tensor, selfPadMask?: Tensor, cache?: DecoderCache): Tensor {
+  // causal false: every target position attends to every other (non-autoregressive decoding).
+  forward(x: Tensor, memory: Tensor, memoryPadMask?: Tensor, selfPadMask?: Tensor, cache?: DecoderCache, causal = true): Tensor {
     let i = 0;
     for (const layer of this.layers) {
-      x = layer.forward(x, { memory, memoryPadMask, selfPadMask, selfCache: cache?.self[i], crossCache: cache?.cross?.[i] });
+      x = layer.forward(x, { memory, memoryPadMask, selfPadMask, selfCache: cache?.self[i], crossCache: cache?.cross?.[i], causal });
       i++;
     }
     return this.norm.forward(x);

@@ -1,11 +1,14 @@
 // Training tasks: one registration line each. A new task is its own file plus one line here.
 import { lmTask } from "./lm.ts";
+import { natTask } from "./nat.ts";
 import { registerTask } from "./task.ts";
 import { translationTask } from "./translation.ts";
 
 registerTask(translationTask);
 registerTask(lmTask);
+registerTask(natTask);
 
 export * from "./task.ts";
 export { lmTask, paragraphs, textFiles } from "./lm.ts";
-export { corpusFiles, sha256, translationTask } from "./translation.ts";
+export { corpusFiles, parallelBatches, readParallelCorpus, sha256, translationTask, type ParallelCorpus } from "./translation.ts";
+export { NAT_LOSSES, natTask, type NatLoss } from "./nat.ts";

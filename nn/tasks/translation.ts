@@ -17,7 +17,7 @@ import type { BpeTokenizer } from "../tokenizer/bpe.ts";
 import type { TrainConfig } from "../train/config.ts";
 import type { PreparedTask, Task, TaskData, TaskHooks } from "./task.ts";
 
-const OPTIONS: OptionTable = {
+export const TRANSLATION_OPTIONS: OptionTable = {
   src: { spec: { kind: "string", nonEmpty: true }, default: "de", help: "source language (file suffix)" },
   tgt: { spec: { kind: "string", nonEmpty: true }, default: "en", help: "target language (file suffix)" },
   data: { spec: { kind: "string" }, default: "", help: "folder with <split>.<lang> files (default: <data dir>/multi30k)", resumable: true },
@@ -54,7 +54,16 @@ export function corpusFiles(c: TrainConfig): CorpusFiles {
   return files;
 }
 
-function readData(c: TrainConfig): TaskData {
+// A parallel corpus read and checked (aligned, non-empty), with its fingerprint; shared by the
+// tasks that train on one (translation, nat).
+export interface ParallelCorpus {
+  train: TextPair[];
+  valid: TextPair[];
+  fingerprint: string;
+  tokenizerLines(): string[];
+}
+
+export function readParallelCorpus(c: TrainConfig): ParallelCorpus {
   const files = corpusFiles(c);
   const train = readParallel(files.trainSrc, files.trainTgt);
   const valid = readParallel(files.validSrc, files.validTgt);
@@ -62,30 +71,41 @@ function readData(c: TrainConfig): TaskData {
   if (valid.length === 0) throw new Error(`the validation corpus ${files.validSrc} is empty`);
   const fingerprint = sha256(Buffer.concat([readFileSync(files.trainSrc), Buffer.from([0]), readFileSync(files.trainTgt)]));
   return {
-    fingerprint,
+    train, valid, fingerprint,
     tokenizerLines: () => {
       const lines: string[] = [];
       for (const p of train) lines.push(p.src, p.tgt);
       return lines;
     },
-    prepare: (tok, cfg) => prepare(tok, cfg, train, valid),
   };
 }
 
-function prepare(tok: BpeTokenizer, c: TrainConfig, trainText: TextPair[], validText: TextPair[]): PreparedTask<Batch> {
+// Encoded pairs in token-budget batches: training pairs over `maxSentenceTokens` are dropped;
+// validation pairs that do not fit the positions or a batch are left out of the loss only.
+export function parallelBatches(tok: BpeTokenizer, c: TrainConfig, trainText: TextPair[], validText: TextPair[]): { train: Batcher; valid: Batch[]; kept: number; dropped: number } {
   const enc = (s: string) => tok.encode(s);
   const all = encodePairs(trainText, enc);
   const maxSentenceTokens = c.maxSentenceTokens as number, maxLen = c.maxLen as number;
   const trainPairs = filterByLength(all, { maxLen: maxSentenceTokens });
   if (trainPairs.length === 0) throw new Error(`no training pair is within \`maxSentenceTokens\` ${maxSentenceTokens}`);
-  // Validation loss needs every pair to fit the positions and one batch; longer ones are only
-  // left out of the loss (BLEU still translates them).
   const fit = Math.min(maxLen - 1, c.maxTokens - 1);
   const validPairs = filterByLength(encodePairs(validText, enc), { maxLen: fit, minLen: 0 });
   if (validPairs.length === 0) throw new Error(`no validation pair fits \`maxLen\` ${maxLen} / \`maxTokens\` ${c.maxTokens}`);
   const ids = { padId: tok.padId, bosId: tok.bosId, eosId: tok.eosId };
-  const train = new Batcher(trainPairs, { maxTokens: c.maxTokens, seed: c.seed, ...ids });
-  const valid = [...new Batcher(validPairs, { maxTokens: c.maxTokens, shuffle: false, ...ids }).epochBatches()];
+  return {
+    train: new Batcher(trainPairs, { maxTokens: c.maxTokens, seed: c.seed, ...ids }),
+    valid: [...new Batcher(validPairs, { maxTokens: c.maxTokens, shuffle: false, ...ids }).epochBatches()],
+    kept: trainPairs.length, dropped: all.length - trainPairs.length,
+  };
+}
+
+function readData(c: TrainConfig): TaskData {
+  const corpus = readParallelCorpus(c);
+  return { fingerprint: corpus.fingerprint, tokenizerLines: corpus.tokenizerLines, prepare: (tok, cfg) => prepare(tok, cfg, corpus.train, corpus.valid) };
+}
+
+function prepare(tok: BpeTokenizer, c: TrainConfig, trainText: TextPair[], validText: TextPair[]): PreparedTask<Batch> {
+  const { train, valid, kept, dropped } = parallelBatches(tok, c, trainText, validText);
   const ls = c.labelSmoothing as number;
   const inputs = (m: AnyModel, b: Batch) => {
     const backend = m.parameters()[0].backend;
@@ -102,7 +122,7 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, trainText: TextPair[], valid
   return {
     train,
     valid,
-    describe: `${trainPairs.length} training pairs (${all.length - trainPairs.length} dropped)`,
+    describe: `${kept} training pairs (${dropped} dropped)`,
     tokens: (b) => b.numTokens,
     srcTokens: (b) => b.srcLengths.reduce((s, n) => s + n, 0),
     loss: (m, b) => {
@@ -139,7 +159,7 @@ export const translationTask: Task = {
   summary: "translate with an encoder-decoder model trained on a parallel corpus (BLEU on validation)",
   family: "encoder-decoder",
   defaultModel: "transformer",
-  options: OPTIONS,
+  options: TRANSLATION_OPTIONS,
   check: (c) => {
     const p: string[] = [];
     if (c.src === c.tgt) p.push(`\`src\` and \`tgt\` must differ, both are "${c.src}"`);

@@ -66,7 +66,7 @@ export async function train(overrides: Record<string, unknown>, opts: { resume?:
   const release = acquireLock(files);
   try {
     const removedOrphans = removeOrphans(files);
-    const model = kind.build(kind.fromOptions(c, { size: tokenizer.vocabSize, padId: tokenizer.padId, seed: c.seed }));
+    const model = kind.build(kind.fromOptions(c, { size: tokenizer.vocabSize, padId: tokenizer.padId, seed: c.seed, maskId: tokenizer.maskId }));
     const optimizer = new AdamW(model.namedParameters(), { lr: c.lr, betas: [c.beta1, c.beta2], eps: c.eps, weightDecay: c.weightDecay, checkFinite: false });
     const trainer = new Trainer(model, optimizer, p, { clipNorm: c.clipNorm, schedule: (s) => inverseSqrtLr(s, { peakLr: c.lr, warmup: c.warmup }) });
     try {

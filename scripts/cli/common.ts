@@ -2,7 +2,7 @@
 // backend, loading a model directory, and turning errors into exit codes.
 import { readFileSync } from "node:fs";
 import { selectBackend } from "../../core/index.ts";
-import { isCausalLM, isEncoderDecoder, loadModelDir, type CausalLM, type EncoderDecoderModel, type ModelDir } from "../../nn/index.ts";
+import { isCausalLM, isEncoderDecoder, isNonAutoregressive, loadModelDir, type CausalLM, type EncoderDecoderModel, type ModelDir, type NonAutoregressiveModel } from "../../nn/index.ts";
 import { keysToFlags, UsageError } from "./flags.ts";
 
 export interface CommandIO {
@@ -121,7 +121,14 @@ export function loadModelOrExplain(cmd: string, dir: string | undefined, usage: 
 export function encoderDecoderOf(cmd: string, m: ModelDir, dir: string): ModelDir<EncoderDecoderModel> {
   if (isEncoderDecoder(m.model)) return m as ModelDir<EncoderDecoderModel>;
   m.model.dispose();
-  throw new UsageError(`hasten ${cmd}: ${dir} holds a ${m.config.kind} model (${m.model.family}); ${cmd} needs an encoder-decoder model (use 'hasten generate' for language models)`);
+  throw new UsageError(`hasten ${cmd}: ${dir} holds a ${m.config.kind} model (${m.model.family}); ${cmd} needs an autoregressive encoder-decoder model`);
+}
+
+// A model that translates: autoregressive (encoder-decoder) or non-autoregressive.
+export function translatorOf(cmd: string, m: ModelDir, dir: string): ModelDir<EncoderDecoderModel | NonAutoregressiveModel> {
+  if (isEncoderDecoder(m.model) || isNonAutoregressive(m.model)) return m as ModelDir<EncoderDecoderModel | NonAutoregressiveModel>;
+  m.model.dispose();
+  throw new UsageError(`hasten ${cmd}: ${dir} holds a ${m.config.kind} model (${m.model.family}); ${cmd} needs a translation model (use 'hasten generate' for language models)`);
 }
 
 export function causalLMOf(cmd: string, m: ModelDir, dir: string): ModelDir<CausalLM> {

@@ -6,11 +6,11 @@
 import { existsSync } from "node:fs";
 import { getBackend } from "../../core/index.ts";
 import { translateLines } from "../../decoding/index.ts";
-import { defaultDataDir, multi30kFiles, readParallel, type EncoderDecoderModel, type ModelDir, type Multi30kSplit, type TextPair } from "../../nn/index.ts";
+import { defaultDataDir, multi30kFiles, readParallel, type ModelDir, type Multi30kSplit, type TextPair } from "../../nn/index.ts";
 import { corpusBleu, formatBleu, type BleuResult } from "../../nn/metrics/bleu.ts";
-import { encoderDecoderOf, loadModelOrExplain, runCommand, useBackend, writers, type CommandIO } from "../cli/common.ts";
+import { loadModelOrExplain, translatorOf, runCommand, useBackend, writers, type CommandIO } from "../cli/common.ts";
 import { formatHelp, parseFlags, UsageError, type FlagSpec } from "../cli/flags.ts";
-import { DECODING_FLAGS, decodingOptions } from "./translate.ts";
+import { DECODING_FLAGS, decoderName, decodingOptions } from "./translate.ts";
 
 const SPLITS: Multi30kSplit[] = ["train", "valid", "test2016"];
 
@@ -75,7 +75,7 @@ export async function evaluateCommand(argv: string[], io: CommandIO = {}): Promi
     const split = (flags.split as string | undefined) ?? "test2016";
     await useBackend("evaluate", flags.backend as string | undefined);
     const dir = flags.model as string | undefined;
-    const m = encoderDecoderOf("evaluate", loadModelOrExplain("evaluate", dir, USAGE), dir!);
+    const m = translatorOf("evaluate", loadModelOrExplain("evaluate", dir, USAGE), dir!);
     try {
       const pairs = readSplit(m, split as Multi30kSplit, flags["data-dir"] as string | undefined, flags.limit as number | undefined);
       const opts = decodingOptions(a, m);
@@ -83,8 +83,10 @@ export async function evaluateCommand(argv: string[], io: CommandIO = {}): Promi
       const srcs = pairs.map((p) => p.src), refs = pairs.map((p) => p.tgt);
       await translateLines(m, srcs.slice(0, 2), { ...opts, beam: 1 }); // warm-up: first-call compilation is not decoding speed
       const results: DecoderReport[] = [];
-      for (const beam of opts.beam > 1 ? [1, opts.beam] : [1]) {
-        const name = beam === 1 ? "greedy" : `beam ${beam}`;
+      // Autoregressive: greedy, then beam search; non-autoregressive: the model's (or the flags') decoder.
+      const nat = m.model.family === "non-autoregressive";
+      for (const beam of nat ? [1] : opts.beam > 1 ? [1, opts.beam] : [1]) {
+        const name = decoderName(m, { ...opts, beam });
         const t0 = performance.now();
         const { translations } = await translateLines(m, srcs, {
           ...opts, beam, onBatch: (done, total) => out.progress(`${name}: ${done}/${total}`),
@@ -117,7 +119,7 @@ export async function evaluateCommand(argv: string[], io: CommandIO = {}): Promi
   });
 }
 
-function readSplit(m: ModelDir<EncoderDecoderModel>, split: Multi30kSplit, dataDir: string | undefined, limit: number | undefined): TextPair[] {
+function readSplit(m: ModelDir, split: Multi30kSplit, dataDir: string | undefined, limit: number | undefined): TextPair[] {
   let files: { src: string; tgt: string };
   try {
     if (dataDir !== undefined && !existsSync(dataDir)) throw new Error(`--data-dir ${dataDir} does not exist`);

@@ -8,7 +8,7 @@ import { extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { translateLines } from "../../decoding/index.ts";
 import {
-  checkOption, choices, defaultConfig, getModelKind, isEncoderDecoder, modelKinds, optionTable, readCheckpointHeader, taskNames, train,
+  checkOption, choices, defaultConfig, getModelKind, isEncoderDecoder, isNonAutoregressive, modelKinds, optionTable, readCheckpointHeader, taskNames, train,
   type OptionTable, type OptionValue, type TrainResult, type TranslateFn,
 } from "../../nn/index.ts";
 import { asUsageError, runCommand, type CommandIO } from "../cli/common.ts";
@@ -21,8 +21,9 @@ export interface TrainIO extends Omit<CommandIO, "stdout"> {
 }
 
 // Validation BLEU: greedy search, batched by length, sentences in input order.
+// (Non-autoregressive models: their default one-pass decoding.)
 export const greedyTranslate: TranslateFn = async (m, lines, o) => {
-  if (!isEncoderDecoder(m.model)) throw new Error("validation BLEU needs an encoder-decoder model");
+  if (!isEncoderDecoder(m.model) && !isNonAutoregressive(m.model)) throw new Error("validation BLEU needs a translation model");
   return (await translateLines({ model: m.model, tokenizer: m.tokenizer }, lines, { beam: 1, maxLenA: o.maxLenA, maxLenB: o.maxLenB, batchSize: 64 })).translations;
 };
 
