@@ -14,6 +14,7 @@ export interface CommonConfig {
   task: string; // what to train: a registered task ("translation", "lm")
   model: string; // which model kind ("transformer", "lm"); "" = the task's default
   out: string; // the run folder: checkpoint, tokenizer, log, plot, exported model
+  init: string; // "" or a model directory whose weights (and tokenizer) the run starts from
   maxTokens: number; // tokens per batch (padded)
   lr: number; // peak learning rate, reached after `warmup` updates, then ∝ 1/√step
   warmup: number;
@@ -40,6 +41,7 @@ export const COMMON_OPTIONS: OptionTable = {
   task: { spec: { kind: "string", nonEmpty: true }, default: "translation", help: "what to train (a registered task)" },
   model: { spec: { kind: "string" }, default: "", help: "model kind (default: the task's)" },
   out: { spec: { kind: "string", nonEmpty: true }, default: "", help: "run folder (checkpoint, log, plot, model/)", resumable: true },
+  init: { spec: { kind: "string" }, default: "", help: "start from this model directory's weights and tokenizer (same kind and shape): fine-tuning" },
   maxTokens: { spec: { kind: "int", min: 2 }, default: 4096, help: "tokens per batch (padded)" },
   lr: { spec: { kind: "number", min: 0, above: true }, default: 7e-4, help: "peak learning rate" },
   warmup: { spec: { kind: "int", min: 0 }, default: 1000, help: "linear warm-up updates before 1/sqrt decay" },

@@ -7,7 +7,7 @@
 // and resuming to 2N gives bit-identical losses and parameters to training 2N steps in one go.
 import { mkdirSync } from "node:fs";
 import { saveSafetensors, selectBackend, writeFileAtomic } from "../../core/index.ts";
-import { getModelKind, saveModelDir, type ModelDirConfig } from "../models/index.ts";
+import { getModelKind, loadModelDir, saveModelDir, type ModelDirConfig } from "../models/index.ts";
 import { AdamW } from "../optim/adam.ts";
 import { inverseSqrtLr } from "../optim/schedules.ts";
 import type { TaskHooks } from "../tasks/index.ts";
@@ -79,6 +79,17 @@ export async function train(overrides: Record<string, unknown>, opts: { resume?:
     async function runLoop(): Promise<Omit<TrainResult, "removedOrphans">> {
       let best: BestRecord | null = null, tokensBefore = 0, secondsBefore = 0;
       let lastValid: TrainResult["lastValid"] = null, lastEvalStep = -1;
+      if (!saved && c.init) {
+        const init = loadModelDir(c.init);
+        try {
+          if (init.config.kind !== kind.name) throw new Error(`\`init\`: ${c.init} holds a ${init.config.kind} model, this run trains ${kind.name}`);
+          model.loadStateDict(init.model.stateDict());
+        } catch (e) {
+          throw new Error(`\`init\`: ${c.init} does not fit the model: ${(e as Error).message}`);
+        } finally {
+          init.model.dispose();
+        }
+      }
       if (saved) {
         const parts = loadCheckpoint(files.checkpoint, backend);
         try {

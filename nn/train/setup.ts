@@ -90,7 +90,7 @@ export interface TokenizerChoice {
   tokenizer: BpeTokenizer;
   json: string;
   sha256: string;
-  source: "checkpoint" | "file" | "cached" | "learned";
+  source: "checkpoint" | "init" | "file" | "cached" | "learned";
 }
 
 function loadTokenizer(path: string): { tokenizer: BpeTokenizer; json: string } {
@@ -113,6 +113,14 @@ export function chooseTokenizer(c: TrainConfig, files: RunFiles, data: { fingerp
       }
     }
     return { tokenizer, json, sha256: sha256(json), source: "checkpoint" };
+  }
+  if (c.init) {
+    // Fine-tuning: the ids must be the ones the initial weights were trained with.
+    const path = join(resolve(c.init), "tokenizer.json");
+    if (!existsSync(path)) throw new Error(`\`init\`: ${path} not found (\`init\` names a model directory)`);
+    if (c.tokenizer) throw new Error("`init` and `tokenizer` both set: a fine-tuning run uses the initial model's tokenizer");
+    const t = loadTokenizer(path);
+    return { ...t, sha256: sha256(t.json), source: "init" };
   }
   if (c.tokenizer) {
     if (!existsSync(c.tokenizer as string)) throw new Error(`\`tokenizer\`: file not found: ${c.tokenizer}`);

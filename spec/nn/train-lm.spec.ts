@@ -60,6 +60,23 @@ test("exact resume: 3 steps, stop, resume to 6 equals 6 steps in one go", async 
   b.model.dispose();
 });
 
+test("init: a run starts from a model directory's weights and tokenizer (fine-tuning)", async () => {
+  const tuned = join(root, "tuned");
+  const r = await train({ ...TINY, out: tuned, init: join(full, "model"), lr: 1e-12, warmup: 0, maxSteps: 1, evalEvery: 0, dropout: 0 });
+  assert.is(r.step, 1);
+  const a = loadModelDir(join(full, "model")), b = loadModelDir(join(tuned, "model"));
+  assert.equal(b.tokenizer.toJSON(), a.tokenizer.toJSON());
+  for (const [[n, p], [, q]] of a.model.namedParameters().map((x, i) => [x, b.model.namedParameters()[i]] as const)) {
+    const x = p.dataSync(), y = q.dataSync();
+    for (let i = 0; i < x.length; i++) if (Math.abs(x[i] - y[i]) > 1e-3 * Math.abs(x[i]) + 1e-6) assert.unreachable(`${n}[${i}]: ${x[i]} vs ${y[i]}`);
+  }
+  a.model.dispose();
+  b.model.dispose();
+  let err = "";
+  await train({ ...TINY, out: join(root, "bad-init"), init: join(root, "nowhere") }).catch((e) => (err = (e as Error).message));
+  assert.match(err, /`init`: .*nowhere.*tokenizer.json not found/);
+});
+
 const m = loadModelDir(join(full, "model")) as ModelDir<CausalLM>;
 
 // Greedy without a cache: the whole prefix through the model at every step.
