@@ -1,0 +1,3 @@
+// Training objectives beyond plain cross-entropy: the NAT losses (OAXE, ngram-OAXE, AXE, CTC), the
+// CMLM masked cross-entropy, and the assignment solver OAXE is built on.
+export { linearSumAssignment, linearSumAssignmentFlat } from "./assignment.ts";
