@@ -23,7 +23,7 @@ export function linearSumAssignment(cost: readonly (readonly number[])[]): numbe
   const m = n === 0 ? 0 : cost[0]?.length ?? 0;
   const flat = new Float64Array(n * m);
   for (let i = 0; i < n; i++) {
-    const row = cost[i];
+    const row: ArrayLike<unknown> = cost[i];
     if (!Array.isArray(row) && !ArrayBuffer.isView(row)) throw new Error(`linearSumAssignment: row ${i} is not an array`);
     if (row.length !== m) throw new Error(`linearSumAssignment: rows must all have ${m} columns (row 0 has ${m}), row ${i} has ${row.length}`);
     for (let j = 0; j < m; j++) {

@@ -1,3 +1,5 @@
 // Training objectives beyond plain cross-entropy: the NAT losses (OAXE, ngram-OAXE, AXE, CTC), the
 // CMLM masked cross-entropy, and the assignment solver OAXE is built on.
 export { linearSumAssignment, linearSumAssignmentFlat } from "./assignment.ts";
+export { oaxeLoss, oaxeLossAsync, type OaxeOptions } from "./oaxe.ts";
+export { ngramOaxeLoss, ngramOaxeLossAsync, type NgramOaxeOptions } from "./ngram-oaxe.ts";
