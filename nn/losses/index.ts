@@ -4,3 +4,4 @@ export { linearSumAssignment, linearSumAssignmentFlat } from "./assignment.ts";
 export { oaxeLoss, oaxeLossAsync, type OaxeOptions } from "./oaxe.ts";
 export { ngramOaxeLoss, ngramOaxeLossAsync, type NgramOaxeOptions } from "./ngram-oaxe.ts";
 export { axeLoss, axeLossAsync, type AxeOptions } from "./axe.ts";
+export { ctcLoss, ctcLossAsync, type CtcOptions } from "./ctc.ts";
