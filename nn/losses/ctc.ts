@@ -19,7 +19,7 @@
 // Batch-first, unlike PyTorch's [T, B, V]. An impossible target (T_b < L_b + its adjacent
 // repeats) has loss +∞ and no gradient, or 0 with zeroInfinity. Reductions as PyTorch's
 // ctc_loss: "none" [B], "sum", and "mean" = the mean over the batch of loss_b / max(L_b, 1).
-import { gather, tensor, where, type Tensor } from "../../core/index.ts";
+import { fmt, gather, tensor, where, type Tensor } from "../../core/index.ts";
 import { checkReduction, runAsync, runSync, type HostSteps, type Reduction } from "./host.ts";
 
 export interface CtcOptions {
@@ -108,9 +108,9 @@ function* ctcSteps(logProbs: Tensor, targets: Tensor, opts: CtcOptions): HostSte
   if (!opts || typeof opts !== "object") throw new Error(`${op}: pass options with inputLengths and targetLengths`);
   if (logProbs.dtype !== "float32") throw new Error(`${op}: logProbs must be float32, got ${logProbs.dtype}`);
   if (targets.dtype !== "int32") throw new Error(`${op}: targets must be int32 token ids, got ${targets.dtype}`);
-  if (logProbs.ndim !== 3) throw new Error(`${op}: logProbs must be [B, T, V] (batch first), got [${logProbs.shape.join(", ")}]`);
+  if (logProbs.ndim !== 3) throw new Error(`${op}: logProbs must be [B, T, V] (batch first), got ${fmt(logProbs.shape)}`);
   const [B, T, V] = logProbs.shape;
-  if (targets.ndim !== 2 || targets.shape[0] !== B) throw new Error(`${op}: targets must be [${B}, L] for logProbs [${logProbs.shape.join(", ")}], got [${targets.shape.join(", ")}]`);
+  if (targets.ndim !== 2 || targets.shape[0] !== B) throw new Error(`${op}: targets must be [${B},L] for logProbs ${fmt(logProbs.shape)}, got ${fmt(targets.shape)}`);
   if (targets.backend !== logProbs.backend) throw new Error(`${op}: logProbs are on backend "${logProbs.backend.name}", targets on "${targets.backend.name}"`);
   const L = targets.shape[1];
   const { blank = 0, zeroInfinity = false } = opts;

@@ -3,7 +3,7 @@
 // loss from differentiable ops on what was chosen. Reading is synchronous on the cpu and wasm
 // backends and asynchronous on gpujs/webgpu, so each loss is written once as a generator that
 // yields the tensors it must read and receives their contents; `runSync` and `runAsync` drive it.
-import { gather, logSoftmax, noGrad, tensor, type Tensor, type TypedArray } from "../../core/index.ts";
+import { fmt, gather, logSoftmax, noGrad, tensor, type Tensor, type TypedArray } from "../../core/index.ts";
 
 export type HostSteps<T> = Generator<Tensor[], T, TypedArray[]>;
 
@@ -39,10 +39,10 @@ export function checkReduction(op: string, reduction: unknown): Reduction {
 export function checkLogitsTarget(op: string, logits: Tensor, target: Tensor, sameLength = true): void {
   if (logits.dtype !== "float32") throw new Error(`${op}: logits must be float32, got ${logits.dtype}`);
   if (target.dtype !== "int32") throw new Error(`${op}: target must be int32 token ids, got ${target.dtype}`);
-  if (logits.ndim !== 3) throw new Error(`${op}: logits must be [B, N, V], got [${logits.shape.join(", ")}]`);
+  if (logits.ndim !== 3) throw new Error(`${op}: logits must be [B, N, V], got ${fmt(logits.shape)}`);
   if (target.ndim !== 2 || target.shape[0] !== logits.shape[0] || (sameLength && target.shape[1] !== logits.shape[1])) {
-    const want = sameLength ? `[${logits.shape[0]}, ${logits.shape[1]}]` : `[${logits.shape[0]}, M]`;
-    throw new Error(`${op}: target must be ${want} for logits [${logits.shape.join(", ")}], got [${target.shape.join(", ")}]`);
+    const want = sameLength ? fmt(logits.shape.slice(0, 2)) : `[${logits.shape[0]},M]`;
+    throw new Error(`${op}: target must be ${want} for logits ${fmt(logits.shape)}, got ${fmt(target.shape)}`);
   }
   if (target.backend !== logits.backend) throw new Error(`${op}: logits are on backend "${logits.backend.name}", target on "${target.backend.name}"`);
 }

@@ -5,3 +5,4 @@ export { oaxeLoss, oaxeLossAsync, type OaxeOptions } from "./oaxe.ts";
 export { ngramOaxeLoss, ngramOaxeLossAsync, type NgramOaxeOptions } from "./ngram-oaxe.ts";
 export { axeLoss, axeLossAsync, type AxeOptions } from "./axe.ts";
 export { ctcLoss, ctcLossAsync, type CtcOptions } from "./ctc.ts";
+export { maskedCrossEntropy, type MaskedCrossEntropyOptions } from "./masked-xe.ts";

@@ -129,7 +129,7 @@ t("bad input is refused with a clear message", () => {
   assert.throws(() => axeLoss(z, y, { delta: 1, ignoreIndex: 0, predLengths: [1] }), /one length per sentence \(2\)/);
   assert.throws(() => axeLoss(z, y, { delta: 1, ignoreIndex: 0, predLengths: [1, 4] }), /predLengths\[1\] = 4/);
   assert.throws(() => axeLoss(z, y, { delta: 1, ignoreIndex: 0, predLengths: [0, 3] }), /sentence 0 has 3 target tokens but no predictions/);
-  assert.throws(() => axeLoss(z, ids32([1, 2, 3, 1], 1, 4), { delta: 1 }), /target must be \[2, M\]/);
+  assert.throws(() => axeLoss(z, ids32([1, 2, 3, 1], 1, 4), { delta: 1 }), /target must be \[2,M\]/);
   assert.throws(() => axeLoss(z, ids32([1, 2, 7, 1, 2, 0], 2, 3), { delta: 1, ignoreIndex: 0 }), /target\[0\]\[2\] = 7 is outside/);
   assert.throws(() => axeLoss(z, tensor([[1, 2, 3]]), { delta: 1 }), /target must be int32/);
 });

@@ -222,7 +222,7 @@ t("bad input is refused with a clear message", () => {
   assert.throws(() => ctcLoss(lp, ids32([1, 2, 5, 4, 0, 0], 2, 3), o), /targets\[0\]\[2\] = 5 is outside the vocabulary \[0, 5\)/);
   assert.throws(() => ctcLoss(lp, y, { ...o, blank: 5 }), /blank must be a token id in \[0, 5\)/);
   assert.throws(() => ctcLoss(lp.reshape([8, 5]), y, o), /logProbs must be \[B, T, V\] \(batch first\)/);
-  assert.throws(() => ctcLoss(lp, ids32([1, 2, 3], 1, 3), o), /targets must be \[2, L\]/);
+  assert.throws(() => ctcLoss(lp, ids32([1, 2, 3], 1, 3), o), /targets must be \[2,L\]/);
   assert.throws(() => ctcLoss(lp, tensor([[1, 2, 3], [4, 0, 0]]), o), /targets must be int32/);
   assert.throws(() => ctcLoss(lp, y, { ...o, reduction: "batchmean" as "mean" }), /unknown reduction "batchmean"/);
 });
