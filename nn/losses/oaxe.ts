@@ -18,7 +18,7 @@
 // their sum, "mean" the sum over the number of non-ignored target tokens (as crossEntropy).
 // The paper adds the CMLM length loss and starts from an XE-trained model; both are the caller's.
 import type { Tensor } from "../../core/index.ts";
-import { alignedCrossEntropy, type PairLayer } from "./aligned-xe.ts";
+import { alignedCrossEntropy } from "./aligned-xe.ts";
 import { linearSumAssignmentFlat } from "./assignment.ts";
 import { checkLogitsTarget, checkReduction, checkTokens, runAsync, runSync, tokenCosts, type HostSteps, type Reduction } from "./host.ts";
 
@@ -69,7 +69,8 @@ export function* orderAgnosticSteps(op: string, logits: Tensor, target: Tensor, 
   const C = yield* tokenCosts(logits, cols, K); // C[b, i, k] = −log p_{b,i}(cols[b, k])
 
   const maxBlock = Math.min(n, K);
-  const layers: PairLayer[] = Array.from({ length: maxBlock }, () => ({ kept: new Int32Array(B * N).fill(ignoreIndex), dropped: null }));
+  const layers = Array.from({ length: maxBlock }, () => new Int32Array(B * N).fill(ignoreIndex));
+  const droppedRows: number[] = [];
   const tau = truncate > 0 ? -Math.log(truncate) : Infinity; // drop when −log p > τ, i.e. p < truncate
   let pairs = 0;
   for (let b = 0; b < B; b++) {
@@ -92,13 +93,12 @@ export function* orderAgnosticSteps(op: string, logits: Tensor, target: Tensor, 
     for (let w = 0; w < W; w++) {
       const drop = cost[w * W + sigma[w]] / g > tau; // the block's geometric-mean probability < truncate
       for (let t = 0; t < g; t++) {
-        const at = b * N + p[w + t], token = cols[b * K + sigma[w] + t];
-        const layer = layers[t];
-        if (drop) (layer.dropped ??= new Int32Array(B * N).fill(ignoreIndex))[at] = token;
-        else layer.kept[at] = token;
+        const at = b * N + p[w + t];
+        if (drop) droppedRows.push(at);
+        else layers[t][at] = cols[b * K + sigma[w] + t];
       }
     }
     pairs += W * g;
   }
-  return alignedCrossEntropy(logits, layers, { ignoreIndex, labelSmoothing, reduction, pairs });
+  return alignedCrossEntropy(logits, { layers, droppedRows }, { ignoreIndex, labelSmoothing, reduction, pairs });
 }
