@@ -37,7 +37,7 @@ export function axeLoss(logits: Tensor, target: Tensor, opts: AxeOptions): Tenso
   return runSync("axeLoss", axeSteps(logits, target, opts));
 }
 
-export function axeLossAsync(logits: Tensor, target: Tensor, opts: AxeOptions): Promise<Tensor> {
+export async function axeLossAsync(logits: Tensor, target: Tensor, opts: AxeOptions): Promise<Tensor> {
   return runAsync(axeSteps(logits, target, opts));
 }
 

@@ -35,7 +35,7 @@ export function ctcLoss(logProbs: Tensor, targets: Tensor, opts: CtcOptions): Te
   return runSync("ctcLoss", ctcSteps(logProbs, targets, opts));
 }
 
-export function ctcLossAsync(logProbs: Tensor, targets: Tensor, opts: CtcOptions): Promise<Tensor> {
+export async function ctcLossAsync(logProbs: Tensor, targets: Tensor, opts: CtcOptions): Promise<Tensor> {
   return runAsync(ctcSteps(logProbs, targets, opts));
 }
 

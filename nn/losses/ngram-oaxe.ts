@@ -38,7 +38,6 @@ export function ngramOaxeLoss(logits: Tensor, target: Tensor, opts: NgramOaxeOpt
   return runSync("ngramOaxeLoss", orderAgnosticSteps("ngramOaxeLoss", logits, target, opts, checkN(opts)));
 }
 
-export function ngramOaxeLossAsync(logits: Tensor, target: Tensor, opts: NgramOaxeOptions): Promise<Tensor> {
-  const n = checkN(opts);
-  return runAsync(orderAgnosticSteps("ngramOaxeLoss", logits, target, opts, n));
+export async function ngramOaxeLossAsync(logits: Tensor, target: Tensor, opts: NgramOaxeOptions): Promise<Tensor> {
+  return runAsync(orderAgnosticSteps("ngramOaxeLoss", logits, target, opts, checkN(opts)));
 }

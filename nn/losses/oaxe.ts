@@ -34,7 +34,7 @@ export function oaxeLoss(logits: Tensor, target: Tensor, opts: OaxeOptions = {})
   return runSync("oaxeLoss", orderAgnosticSteps("oaxeLoss", logits, target, opts, 1));
 }
 
-export function oaxeLossAsync(logits: Tensor, target: Tensor, opts: OaxeOptions = {}): Promise<Tensor> {
+export async function oaxeLossAsync(logits: Tensor, target: Tensor, opts: OaxeOptions = {}): Promise<Tensor> {
   return runAsync(orderAgnosticSteps("oaxeLoss", logits, target, opts, 1));
 }
 

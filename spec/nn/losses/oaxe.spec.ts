@@ -181,6 +181,10 @@ t("async forms equal the sync ones", async () => {
   const o = { ignoreIndex: PAD, labelSmoothing: 0.1, truncate: 0.05 };
   assert.is((await oaxeLossAsync(z, y, o)).item(), oaxeLoss(z, y, o).item());
   assert.is((await ngramOaxeLossAsync(z, y, { ...o, n: 2 })).item(), ngramOaxeLoss(z, y, { ...o, n: 2 }).item());
+  // bad input rejects the promise (it never throws synchronously)
+  const rejected = await ngramOaxeLossAsync(z, y, { ...o, n: 0 }).then(() => "", (e: Error) => e.message);
+  assert.match(rejected, /n must be an integer ≥ 1/);
+  assert.match(await oaxeLossAsync(z, y, { truncate: 2 }).then(() => "", (e: Error) => e.message), /truncate is a probability/);
 });
 
 t("wasm backend: same loss and gradient as cpu", async () => {
