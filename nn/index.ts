@@ -30,3 +30,6 @@ export { cosineLr, inverseSqrtLr, noamLr } from "./optim/schedules.ts";
 // The text pipeline (tokenizer, corpus reading, batching) lives beside the modules.
 export * from "./tokenizer/index.ts";
 export * from "./data/index.ts";
+
+// Objectives: OAXE, ngram-OAXE, AXE, CTC, masked cross-entropy; the assignment solver.
+export * from "./losses/index.ts";
