@@ -24,6 +24,8 @@ export interface NatDecodeOptions extends DecodeOptions {
   decoder?: NatDecoder; // default: ctc for ctc models, else nat
   lengthBeam?: number; // candidate lengths per sentence (nat, mask-predict); default 3
   iterations?: number; // mask-predict T; default 10 for mask-predict, 1 for nat
+  // AXE-trained models predict [MASK] as the ε of skipped positions: allow it, then drop it.
+  dropBlank?: boolean;
 }
 
 export interface NatHypothesis extends Hypothesis {
@@ -52,7 +54,8 @@ export async function natDecode(model: NonAutoregressiveModel, src: SourceInput,
   const V = c.tgtVocab;
   // Never chosen: pad, bos, eos, <unk>, and [MASK] unless it is the ctc blank.
   const ban = new Float32Array(V);
-  for (const id of [p.padId, p.bosId, p.eosId, ...(opts.banned ?? DEFAULT_BANNED)]) if (id >= 0 && id < V && !(decoder === "ctc" && id === c.maskId)) ban[id] = -Infinity;
+  const blankAllowed = decoder === "ctc" || (opts.dropBlank ?? false);
+  for (const id of [p.padId, p.bosId, p.eosId, ...(opts.banned ?? DEFAULT_BANNED)]) if (id >= 0 && id < V && !(blankAllowed && id === c.maskId)) ban[id] = -Infinity;
   const backend = backendOf(model);
   return inEvalMode(model, async () => {
     const [srcMask, memory] = noGrad(() => tidy(() => {
@@ -136,7 +139,8 @@ export async function natDecode(model: NonAutoregressiveModel, src: SourceInput,
         const o = out[r.sentence];
         if (avg > o.avgLogProb) {
           const ids = Array.from(tokens.subarray(i * T, i * T + r.len));
-          out[r.sentence] = { tokens: decoder === "ctc" ? ctcCollapse(ids, c.maskId) : ids, score: sum, length: r.len, avgLogProb: avg };
+          const kept = decoder === "ctc" ? ctcCollapse(ids, c.maskId) : blankAllowed ? ids.filter((t) => t !== c.maskId) : ids;
+          out[r.sentence] = { tokens: kept, score: sum, length: r.len, avgLogProb: avg };
         }
       });
       // An empty source gives an empty translation.

@@ -3,13 +3,20 @@
 //
 //   xe          cmlm: k ~ U{1 … n} random target positions replaced by [MASK], cross-entropy on
 //               them (Ghazvininejad et al. 2019); nat: every position, from the copied source.
-//   (oaxe, axe, ngram-oaxe, ctc: nn/losses, wired in lossOf below.)
+//   oaxe        every position masked; cross-entropy under the best one-to-one alignment of
+//               positions and target tokens (Du et al. 2021), `truncate` drops unlikely pairs.
+//   ngram-oaxe  the same over n-gram windows (`ngram`; Du et al. 2022).
+//   axe         the best monotonic alignment, skipped predictions scored as [MASK] (the ε) and
+//               skipped targets weighted by `axeDelta` (Ghazvininejad et al. 2020).
+//   ctc         ctc models: −log Σ over the paths that collapse to the target, blank = [MASK].
+// Every objective is averaged per target token.
 //
 // Length: a cross-entropy on the length head's prediction of n, weighted by `lengthLossWeight`
 // (not for ctc, whose length is r·S). Masks are drawn from the model's dropout generator, whose
 // state every checkpoint saves, so a resumed run draws the same masks. Validation masks every
 // position (the one-pass inference condition), so it draws nothing.
 import { cat, crossEntropy, tensor, type Tensor } from "../../core/index.ts";
+import { axeLoss, ctcLoss, ngramOaxeLoss, oaxeLoss } from "../losses/index.ts";
 import type { Batch } from "../data/batcher.ts";
 import { corpusBleu } from "../metrics/bleu.ts";
 import { copyIndex, isNonAutoregressive, type AnyModel, type NonAutoregressiveModel } from "../models/index.ts";
@@ -121,9 +128,30 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, corpus: ReturnType<typeof re
     const { dec, T, target } = inputs(m, r, training);
     const decT = tensor(dec, { dtype: "int32", shape: [B, T], backend });
     const logits = m.decodeParallel(decT, memory, srcMask, decT.eq(pad), m.config.decoderInput === "copy"); // [B, T, V]
-    if (loss !== "xe") throw new Error(`nat task: loss ${loss} is not available in this build`);
-    const tgt = tensor(target, { dtype: "int32", shape: [B, T], backend });
-    const tokenLoss = crossEntropy(logits, tgt, { ignoreIndex: pad, labelSmoothing: smoothing, reduction });
+    // Targets per decoder position (not for ctc, whose T positions align to the target by the loss).
+    const tgtOf = () => tensor(target, { dtype: "int32", shape: [B, T], backend });
+    const perToken = (sum: Tensor) => (reduction === "sum" ? sum : sum.div(Math.max(1, tokensOf(b))));
+    let tokenLoss: Tensor;
+    switch (loss) {
+      case "xe":
+        tokenLoss = crossEntropy(logits, tgtOf(), { ignoreIndex: pad, labelSmoothing: smoothing, reduction });
+        break;
+      case "oaxe":
+        tokenLoss = perToken(oaxeLoss(logits, tgtOf(), { ignoreIndex: pad, labelSmoothing: smoothing, truncate: c.truncate as number, reduction: "sum" }));
+        break;
+      case "ngram-oaxe":
+        tokenLoss = perToken(ngramOaxeLoss(logits, tgtOf(), { n: c.ngram as number, ignoreIndex: pad, labelSmoothing: smoothing, truncate: c.truncate as number, reduction: "sum" }));
+        break;
+      case "axe":
+        tokenLoss = perToken(axeLoss(logits, tgtOf(), { delta: c.axeDelta as number, blank: m.config.maskId, ignoreIndex: pad, predLengths: r.n, reduction: "sum" }));
+        break;
+      case "ctc": {
+        const yT = tensor(r.y, { dtype: "int32", shape: [B, r.N], backend });
+        const inputLengths = r.srcLens.map((s) => Math.min(maxLen, m.config.upsample * Math.max(1, s)));
+        tokenLoss = perToken(ctcLoss(logits.logSoftmax(-1), yT, { inputLengths, targetLengths: r.n, blank: m.config.maskId, reduction: "sum", zeroInfinity: true }));
+        break;
+      }
+    }
     if (m.config.upsample > 0 || lw === 0) return tokenLoss;
     const lenT = tensor(Int32Array.from(r.n, (n) => Math.min(n, maxLen - 1)), { dtype: "int32", backend });
     const lengthLoss = crossEntropy(m.predictLength(memory, srcMask), lenT, { reduction });
@@ -148,7 +176,7 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, corpus: ReturnType<typeof re
     },
     exportInfo: () => ({
       src: c.src as string, tgt: c.tgt as string,
-      decoding: { decoder: c.decoder as string, lengthBeam: c.lengthBeam as number, iterations: c.iterations as number },
+      decoding: { decoder: c.decoder as string, lengthBeam: c.lengthBeam as number, iterations: c.iterations as number, dropBlank: loss === "axe" },
     }),
   };
 }

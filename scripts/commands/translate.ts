@@ -44,6 +44,7 @@ export function decodingOptions(a: ParsedArgs, m: ModelDir) {
   const decoder = (f.decoder as NatDecoder | undefined) ?? (saved === "nat" || saved === "mask-predict" || saved === "ctc" ? saved : undefined);
   return {
     decoder,
+    dropBlank: m.config.decoding.dropBlank === true,
     lengthBeam: (f["length-beam"] as number | undefined) ?? decodingNumber(m, "lengthBeam", 3),
     // Mask-predict's T: the flag, else the model's when it was saved for mask-predict, else 10.
     iterations: (f.iterations as number | undefined) ?? (decoder !== "mask-predict" ? 1 : saved === "mask-predict" ? decodingNumber(m, "iterations", 10) : 10),

@@ -163,4 +163,24 @@ test("the nat task: cmlm with xe trains, resumes exactly, exports a model that t
   md.model.dispose();
 });
 
+test("every objective trains its models: oaxe, ngram-oaxe and axe on cmlm, xe on nat, ctc on ctc; bad pairings are refused", async () => {
+  const data = temp.make();
+  const cases: [string, string, Record<string, unknown>][] = [
+    ["cmlm", "oaxe", { truncate: 0.01 }], ["cmlm", "ngram-oaxe", { ngram: 2 }], ["cmlm", "axe", { axeDelta: 0.5 }], ["nat", "xe", {}], ["ctc", "ctc", {}],
+  ];
+  for (const [model, loss, extra] of cases) {
+    const r = await train({ ...TINY, task: "nat", model, loss, data, maxSteps: 3, evalEvery: 3, out: join(data, `${model}-${loss}`), ...extra });
+    assert.ok(r.lastValid !== null && Number.isFinite(r.lastValid.loss) && r.lastValid.loss > 0, `${model}/${loss}: ${JSON.stringify(r.lastValid)}`);
+    const md = loadModelDir(join(data, `${model}-${loss}`, "model"));
+    assert.is(md.config.decoding.dropBlank, loss === "axe");
+    assert.is((await translateLines(md as never, ["der hund läuft ."], { dropBlank: loss === "axe" })).translations.length, 1);
+    md.model.dispose();
+  }
+  let err = "";
+  await train({ ...TINY, task: "nat", model: "cmlm", loss: "ctc", data, out: join(data, "bad") }).catch((e) => (err = (e as Error).message));
+  assert.match(err, /`loss` ctc needs `model` ctc/);
+  await train({ ...TINY, task: "nat", model: "ctc", loss: "oaxe", data, out: join(data, "bad2") }).catch((e) => (err = (e as Error).message));
+  assert.match(err, /a `model` ctc trains with `loss` ctc/);
+});
+
 test.run();
