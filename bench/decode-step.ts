@@ -18,7 +18,7 @@ import type { Tensor } from "../core/tensor.ts";
 import { LM_BENCH_CONFIG } from "../nn/index.ts";
 import {
   benchOptions, formatSection, isMain, machineLine, median, othersShare, parseFlags, pct, ratio, runPython,
-  torchPython, waitQuiet, type BenchOptions, type Section,
+  torchPython, waitQuiet, wasmGemmPath, type BenchOptions, type Section,
 } from "./harness.ts";
 import { jaxDecoder, loadJax } from "./peers/lm-jax.ts";
 import { loadTfjs, tfjsDecoder } from "./peers/lm-tfjs.ts";
@@ -168,7 +168,11 @@ export async function decodeBench(o: BenchOptions, log: (s: string) => void = co
       r.name, r.ms.toFixed(3), (1000 / r.ms).toFixed(0), r.prefill.toFixed(2), agreement(r.tokens, h1.tokens),
       ratio(r.ms, h1.ms), ratio(r.ms, hAll.ms),
     ]),
-    notes: [`target: under 1 ms per token; "hasten Nt ×": that Hasten contender's speed over this row's`, ...notes],
+    notes: [
+      `target: under 1 ms per token; "hasten Nt ×": that Hasten contender's speed over this row's`,
+      `${wasmGemmPath(getWasmRuntime().fma)} (decoding's few-row products use the gemv kernels, which multiply then add)`,
+      ...notes,
+    ],
   };
 }
 

@@ -56,6 +56,13 @@ export function machineLine(): string {
   return `${cpus[0]?.model ?? "cpu"}, ${os.availableParallelism?.() ?? cpus.length} threads, Node ${process.version}, load average ${load}`;
 }
 
+/** Which multiply-add the wasm gemm micro-kernel compiled, and why (see chooseFma). */
+export function wasmGemmPath(fma: boolean): string {
+  if (fma) return "wasm gemm: f32x4.relaxed_madd (FMA)";
+  const why = process.env.HASTEN_WASM_FMA === "0" ? "HASTEN_WASM_FMA=0" : "this engine has no relaxed SIMD";
+  return `wasm gemm: f32x4.mul + f32x4.add (${why})`;
+}
+
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);

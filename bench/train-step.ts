@@ -21,7 +21,7 @@ import { tidy } from "../core/scope.ts";
 import { AdamW, LM_BENCH_CONFIG, lmConfig, TransformerLM } from "../nn/index.ts";
 import {
   benchOptions, formatSection, interleave, isMain, machineLine, median, othersShare, parseFlags, pct, ratio,
-  runPython, torchPython, waitQuiet, type BenchOptions, type Section, type Timed,
+  runPython, torchPython, waitQuiet, wasmGemmPath, type BenchOptions, type Section, type Timed,
 } from "./harness.ts";
 import { jaxTrainer, loadJax } from "./peers/lm-jax.ts";
 import { loadTfjs, tfjsTrainer } from "./peers/lm-tfjs.ts";
@@ -190,7 +190,7 @@ export async function trainBench(o: BenchOptions, log: (s: string) => void = con
       r.name, String(r.params), r.losses[0].toFixed(4), r.losses[1].toFixed(4), r.ms.toFixed(1), tok(r.ms).toFixed(0),
       ratio(r.ms, h1.ms), ratio(r.ms, hAll.ms),
     ]),
-    notes: [`"hasten Nt ×": that Hasten contender's tokens/s over this row's (above 1: Hasten is faster)`, ...notes],
+    notes: [`"hasten Nt ×": that Hasten contender's tokens/s over this row's (above 1: Hasten is faster)`, wasmGemmPath(getWasmRuntime().fma), ...notes],
   };
 }
 
