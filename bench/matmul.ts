@@ -24,7 +24,7 @@ import { WasmRuntime } from "../core/backends/wasm/index.ts";
 import { jaxWasm } from "./peers/jax.ts";
 import { tfjsWasm } from "./peers/tfjs.ts";
 import type { MatmulRunner, PeerOrSkip } from "./peers/types.ts";
-import { cpuTimes, torchPython, wasmGemmPath } from "./harness.ts";
+import { blasNote, cpuNote, cpuTimes, torchPython, wasmGemmPath, type CpuTime, type TorchBlas } from "./harness.ts";
 
 const flags = new Map(process.argv.slice(2).map((a) => {
   const m = /^--([^=]+)=(.*)$/.exec(a);
@@ -131,7 +131,10 @@ function torchReference(M: number, K: number, N: number, A: Float32Array, B: Flo
     if ("skip" in torchPy) return torchPy;
     const r = spawnSync(torchPy.python, [script, String(M), String(K), String(N), join(dir, "a.f32"), join(dir, "b.f32"), String(rounds)], { encoding: "utf8", env: torchPy.env });
     if (r.status !== 0) return { skip: (r.stderr || r.error?.message || "python3 failed").trim().split("\n").pop()! };
-    return JSON.parse(r.stdout) as { version: string; gflops_1t: number; gflops_all: number; threads: number };
+    return JSON.parse(r.stdout) as {
+      version: string; gflops_1t: number; gflops_all: number; threads: number;
+      cpu_1t?: CpuTime; cpu_all?: CpuTime; blas: TorchBlas | null; omp_wait_policy?: string;
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -144,6 +147,8 @@ const torchOk = !("skip" in torchPy);
 if ("skip" in torchPy) console.log(`skipping torch: ${torchPy.skip}`);
 
 const rows: string[][] = [];
+/** What PyTorch ran on, and its CPU use per size (printed under the table). */
+const torchNotes: string[] = [];
 const header = ["M×K×N", "hasten 1t", `hasten ${threads}t`, ...live.map((p) => p.name)];
 if (plainRt) header.push("h1 mul+add");
 if (torchOk) header.push("torch 1t", `torch all`);
@@ -189,8 +194,14 @@ for (const [M, K, N] of sizes) {
   const row = [`${M}×${K}×${N}`, ...gf.map((g) => g.toFixed(1))];
   if (torchOk) {
     const t = torchReference(M, K, N, A, B);
-    if ("skip" in t) row.push("err", "err");
-    else row.push(t.gflops_1t.toFixed(1), t.gflops_all.toFixed(1));
+    if ("skip" in t) {
+      row.push("err", "err");
+      torchNotes.push(`torch at ${M}×${K}×${N} failed: ${t.skip}`);
+    } else {
+      row.push(t.gflops_1t.toFixed(1), t.gflops_all.toFixed(1));
+      if (torchNotes.length === 0) torchNotes.push(`torch's BLAS: ${blasNote(t.blas)}`);
+      torchNotes.push(`${M}×${K}×${N}: ${cpuNote(`${t.threads}t`, t.cpu_all, t.omp_wait_policy)}`);
+    }
   }
   row.push(...live.map((_, i) => (gf[0] / gf[2 + i]).toFixed(2)), (gf[1] / gf[0]).toFixed(2));
   if (plainRt) row.push((gf[0] / gf[gf.length - 1]).toFixed(2));
@@ -204,5 +215,6 @@ const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths
 console.log(`\nmatmul GFLOP/s, median of ${rounds} interleaved samples of ≥${sampleMs} ms; ${os.cpus()[0]?.model ?? "cpu"}, ${os.availableParallelism?.() ?? os.cpus().length} threads, Node ${process.version}; ${wasmGemmPath(rt.fma)}`);
 console.log(line(header));
 for (const r of rows) console.log(line(r));
+for (const n of torchNotes) console.log(`  · ${n}`);
 await rt.shutdown();
 await plainRt?.shutdown();
