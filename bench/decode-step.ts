@@ -17,13 +17,13 @@ import { tidy } from "../core/scope.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { LM_BENCH_CONFIG } from "../nn/index.ts";
 import {
-  benchOptions, formatSection, isMain, machineLine, median, othersShare, parseFlags, pct, ratio, runPython,
-  torchPython, waitQuiet, type BenchOptions, type Section,
+  benchOptions, blasNote, cpuNote, formatSection, isMain, machineLine, median, othersShare, parseFlags, pct, ratio, runPython,
+  torchPython, waitQuiet, wasmGemmPath, type BenchOptions, type CpuTime, type Section, type TorchBlas,
 } from "./harness.ts";
 import { jaxDecoder, loadJax } from "./peers/lm-jax.ts";
 import { loadTfjs, tfjsDecoder } from "./peers/lm-tfjs.ts";
 import { tokens as lcgTokens, writeForPython, type LMDecoder } from "./peers/lm.ts";
-import { benchModel, blasNote, exportWeights } from "./train-step.ts";
+import { benchModel, exportWeights } from "./train-step.ts";
 
 const PROMPT = 32;
 
@@ -73,7 +73,10 @@ interface TorchDecode {
   prefill_ms_1t: number;
   prefill_ms_all: number;
   tokens: number[];
-  blas: string | null;
+  cpu_1t?: CpuTime;
+  cpu_all?: CpuTime;
+  blas: TorchBlas | null;
+  omp_wait_policy?: string;
 }
 
 /** How many of `got` equal `want`, position by position ("same/total"). */
@@ -150,9 +153,12 @@ export async function decodeBench(o: BenchOptions, log: (s: string) => void = co
       const r = runPython<TorchDecode>(py, script, ["decode", dir, String(steps), String(warmup), String(rounds)], 10 * 60e3);
       if ("skip" in r) notes.push(`skipped torch: ${r.skip}`);
       else {
-        notes.push(`torch's BLAS: ${blasNote(r.blas)}`);
+        notes.push(`torch's BLAS: ${blasNote(r.blas)}`, cpuNote("1t", r.cpu_1t, r.omp_wait_policy));
         rows.push({ name: `torch ${r.version} 1t`, ms: r.ms_1t, prefill: r.prefill_ms_1t, tokens: r.tokens });
-        if (r.threads_all > 1) rows.push({ name: `torch ${r.version} ${r.threads_all}t`, ms: r.ms_all, prefill: r.prefill_ms_all, tokens: r.tokens });
+        if (r.threads_all > 1) {
+          rows.push({ name: `torch ${r.version} ${r.threads_all}t`, ms: r.ms_all, prefill: r.prefill_ms_all, tokens: r.tokens });
+          notes.push(cpuNote(`${r.threads_all}t`, r.cpu_all, r.omp_wait_policy));
+        }
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -168,7 +174,11 @@ export async function decodeBench(o: BenchOptions, log: (s: string) => void = co
       r.name, r.ms.toFixed(3), (1000 / r.ms).toFixed(0), r.prefill.toFixed(2), agreement(r.tokens, h1.tokens),
       ratio(r.ms, h1.ms), ratio(r.ms, hAll.ms),
     ]),
-    notes: [`target: under 1 ms per token; "hasten Nt ×": that Hasten contender's speed over this row's`, ...notes],
+    notes: [
+      `target: under 1 ms per token; "hasten Nt ×": that Hasten contender's speed over this row's`,
+      `${wasmGemmPath(getWasmRuntime().fma)} (decoding's few-row products use the gemv kernels, which multiply then add)`,
+      ...notes,
+    ],
   };
 }
 

@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import os from "node:os";
-import { basename, join } from "node:path";
+import { basename, join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { peersDir } from "./peers/load.ts";
 
@@ -54,6 +54,13 @@ export function machineLine(): string {
   const cpus = os.cpus();
   const load = os.loadavg().map((x) => x.toFixed(2)).join(" ");
   return `${cpus[0]?.model ?? "cpu"}, ${os.availableParallelism?.() ?? cpus.length} threads, Node ${process.version}, load average ${load}`;
+}
+
+/** Which multiply-add the wasm gemm micro-kernel compiled, and why (see chooseFma). */
+export function wasmGemmPath(fma: boolean): string {
+  if (fma) return "wasm gemm: f32x4.relaxed_madd (FMA)";
+  const why = process.env.HASTEN_WASM_FMA === "0" ? "HASTEN_WASM_FMA=0" : "this engine has no relaxed SIMD";
+  return `wasm gemm: f32x4.mul + f32x4.add (${why})`;
 }
 
 export function median(xs: readonly number[]): number {
@@ -125,8 +132,50 @@ export async function interleave(cs: Timed[], warmup: number, rounds: number, lo
 export interface TorchPython {
   python: string;
   version: string;
-  /** Environment for the script: OpenBLAS from .bench-peers/ on LD_LIBRARY_PATH when present. */
+  /**
+   * Environment for the script: OpenBLAS from .bench-peers/ on LD_LIBRARY_PATH when present,
+   * and OMP_WAIT_POLICY=PASSIVE unless set.
+   */
   env: NodeJS.ProcessEnv;
+}
+
+/** What bench/peers/torch_env.py reports about the BLAS a PyTorch peer loaded. */
+export interface TorchBlas {
+  path: string;
+  kind: "OpenBLAS" | "MKL" | "BLIS" | "reference";
+  detail: string;
+}
+
+/** CPU seconds of a PyTorch peer's timed section (all its threads), and the wall time. */
+export interface CpuTime {
+  user_s: number;
+  sys_s: number;
+  wall_s: number;
+}
+
+/**
+ * Which BLAS PyTorch ran on (after "torch's BLAS: "), flagged when it is the unoptimised
+ * reference one. Takes torch_env.py's report, or only a library path (then judged by its name).
+ */
+export function blasNote(b: TorchBlas | string | null | undefined): string {
+  if (!b) return "unknown (no BLAS library among those it loaded)";
+  const path = typeof b === "string" ? b : b.path;
+  const where = path.startsWith(process.cwd()) ? relative(process.cwd(), path) : path;
+  const reference = typeof b === "string" ? !/openblas|mkl|blis/i.test(b) : b.kind === "reference";
+  if (reference) {
+    const what = typeof b === "string" ? "probably the netlib reference BLAS" : "the netlib reference BLAS";
+    return `${where}: ${what}, unoptimised, so PyTorch's matmuls are slow here (bash bench/install-peers.sh unpacks an OpenBLAS for it)`;
+  }
+  if (typeof b === "string") return where;
+  return `${b.detail.startsWith(b.kind) ? b.detail : `${b.kind} ${b.detail}`.trim()}, ${where}`;
+}
+
+/** One line on a PyTorch timing's CPU use: more busy cores than threads means spinning or system time. */
+export function cpuNote(label: string, c: CpuTime | undefined, policy: string | undefined): string {
+  if (!c) return `torch ${label}: CPU time not reported`;
+  const cores = c.wall_s > 0 ? ((c.user_s + c.sys_s) / c.wall_s).toFixed(2) : "?";
+  const sec = (x: number) => x.toFixed(x < 10 ? 2 : 1);
+  return `torch ${label}: ${sec(c.user_s)} s user + ${sec(c.sys_s)} s system CPU in ${sec(c.wall_s)} s (${cores} cores busy; OMP_WAIT_POLICY ${policy ?? "?"})`;
 }
 
 /** Folder of the OpenBLAS that bench/install-peers.sh unpacks for the PyTorch peer, if any. */
@@ -144,7 +193,15 @@ function localOpenBlas(): string | undefined {
 export function torchPython(): TorchPython | { skip: string } {
   const tried: string[] = [];
   const blas = localOpenBlas();
-  const env = blas ? { ...process.env, LD_LIBRARY_PATH: [blas, process.env.LD_LIBRARY_PATH].filter(Boolean).join(":") } : process.env;
+  // libgomp's default wait policy lets PyTorch's idle OpenMP threads spin after each parallel
+  // region; on n cores with PyTorch's and OpenBLAS's pools both at n threads the spinners take
+  // the cores OpenBLAS's threads need (measured on the 2-core machine while others used it: a
+  // training step on 2 threads 1.6–15× slower than on 1, a decoding step 25–60×; with PASSIVE
+  // both within 1.0–1.4× of 1 thread). libgomp reads it once, when loaded, so it goes in the
+  // environment; one set by the caller is kept. OPENBLAS_* settings pass through unchanged.
+  const env: NodeJS.ProcessEnv = { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? "PASSIVE" };
+  env.PYTHONDONTWRITEBYTECODE = "1"; // the peers import torch_env.py: leave no __pycache__ in bench/peers
+  if (blas) env.LD_LIBRARY_PATH = [blas, process.env.LD_LIBRARY_PATH].filter(Boolean).join(":");
   for (const py of [process.env.HASTEN_BENCH_PYTHON, "python3", "/usr/bin/python3"]) {
     if (!py) continue;
     const r = spawnSync(py, ["-c", "import torch; print(torch.__version__)"], { encoding: "utf8", env });

@@ -12,7 +12,9 @@
 // a Python subprocess on the same inputs when `import torch` works. On a shared machine the
 // multi-threaded figures depend on what else runs: before each size the bench waits (up to
 // --quiet-wait seconds) for the CPUs to be idle, and the last column reports the share of CPU
-// time other processes took during the measurement.
+// time other processes took during the measurement. Where the gemm uses f32x4.relaxed_madd
+// (FMA; the default in Node, HASTEN_WASM_FMA=0 turns it off), a second runtime compiled with
+// mul + add runs on 1 thread as a further contender, so each run also measures what FMA gains.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -22,7 +24,7 @@ import { WasmRuntime } from "../core/backends/wasm/index.ts";
 import { jaxWasm } from "./peers/jax.ts";
 import { tfjsWasm } from "./peers/tfjs.ts";
 import type { MatmulRunner, PeerOrSkip } from "./peers/types.ts";
-import { cpuTimes, torchPython } from "./harness.ts";
+import { blasNote, cpuNote, cpuTimes, torchPython, wasmGemmPath, type CpuTime, type TorchBlas } from "./harness.ts";
 
 const flags = new Map(process.argv.slice(2).map((a) => {
   const m = /^--([^=]+)=(.*)$/.exec(a);
@@ -43,6 +45,8 @@ const quietWait = Number(flags.get("quiet-wait") ?? 60);
 const rt = new WasmRuntime();
 const threads = rt.getNumThreads();
 await rt.ready();
+/** The same gemm compiled with mul + add (1 thread), when rt's uses FMA. */
+const plainRt = rt.fma ? new WasmRuntime({ threads: 1, gemm: { fma: false } }) : null;
 
 const peers: PeerOrSkip[] = [];
 for (const load of [tfjsWasm, jaxWasm]) {
@@ -97,7 +101,7 @@ async function sample(c: Contender): Promise<number> {
   return (performance.now() - t0) / c.reps;
 }
 
-function hastenRunner(M: number, K: number, N: number, A: Float32Array, B: Float32Array, nThreads: number): MatmulRunner {
+function hastenRunner(rt: WasmRuntime, M: number, K: number, N: number, A: Float32Array, B: Float32Array, nThreads: number): MatmulRunner {
   const h = rt.heap;
   const a = h.alloc(A.byteLength), b = h.alloc(B.byteLength), c = h.alloc(M * N * 4);
   h.f32(a, A.length).set(A);
@@ -127,7 +131,10 @@ function torchReference(M: number, K: number, N: number, A: Float32Array, B: Flo
     if ("skip" in torchPy) return torchPy;
     const r = spawnSync(torchPy.python, [script, String(M), String(K), String(N), join(dir, "a.f32"), join(dir, "b.f32"), String(rounds)], { encoding: "utf8", env: torchPy.env });
     if (r.status !== 0) return { skip: (r.stderr || r.error?.message || "python3 failed").trim().split("\n").pop()! };
-    return JSON.parse(r.stdout) as { version: string; gflops_1t: number; gflops_all: number; threads: number };
+    return JSON.parse(r.stdout) as {
+      version: string; gflops_1t: number; gflops_all: number; threads: number;
+      cpu_1t?: CpuTime; cpu_all?: CpuTime; blas: TorchBlas | null; omp_wait_policy?: string;
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -140,18 +147,24 @@ const torchOk = !("skip" in torchPy);
 if ("skip" in torchPy) console.log(`skipping torch: ${torchPy.skip}`);
 
 const rows: string[][] = [];
+/** What PyTorch ran on, and its CPU use per size (printed under the table). */
+const torchNotes: string[] = [];
 const header = ["M×K×N", "hasten 1t", `hasten ${threads}t`, ...live.map((p) => p.name)];
+if (plainRt) header.push("h1 mul+add");
 if (torchOk) header.push("torch 1t", `torch all`);
-header.push(...live.map((p) => `h1/${p.name.split(" ")[0]}`), `h${threads}/h1`, "max rel diff", "others' CPU");
+header.push(...live.map((p) => `h1/${p.name.split(" ")[0]}`), `h${threads}/h1`);
+if (plainRt) header.push("fma/mul+add");
+header.push("max rel diff", "others' CPU");
 
 for (const [M, K, N] of sizes) {
   const A = random(M * K, 1), B = random(K * N, 2);
   const flops = 2 * M * N * K;
   const contenders: Contender[] = [
-    { name: "hasten 1t", runner: hastenRunner(M, K, N, A, B, 1), reps: 1, times: [] },
-    { name: "hasten all", runner: hastenRunner(M, K, N, A, B, threads), reps: 1, times: [] },
+    { name: "hasten 1t", runner: hastenRunner(rt, M, K, N, A, B, 1), reps: 1, times: [] },
+    { name: "hasten all", runner: hastenRunner(rt, M, K, N, A, B, threads), reps: 1, times: [] },
   ];
   for (const p of live) contenders.push({ name: p.name, runner: await p.setup(M, K, N, A, B), reps: 1, times: [] });
+  if (plainRt) contenders.push({ name: "hasten 1t mul+add", runner: hastenRunner(plainRt, M, K, N, A, B, 1), reps: 1, times: [] });
   // warm up (tier-up of wasm code, peers' caches) and size each sample to about sampleMs
   for (const c of contenders) {
     for (let i = 0; i < 3; i++) await sample(c);
@@ -181,17 +194,27 @@ for (const [M, K, N] of sizes) {
   const row = [`${M}×${K}×${N}`, ...gf.map((g) => g.toFixed(1))];
   if (torchOk) {
     const t = torchReference(M, K, N, A, B);
-    if ("skip" in t) row.push("err", "err");
-    else row.push(t.gflops_1t.toFixed(1), t.gflops_all.toFixed(1));
+    if ("skip" in t) {
+      row.push("err", "err");
+      torchNotes.push(`torch at ${M}×${K}×${N} failed: ${t.skip}`);
+    } else {
+      row.push(t.gflops_1t.toFixed(1), t.gflops_all.toFixed(1));
+      if (torchNotes.length === 0) torchNotes.push(`torch's BLAS: ${blasNote(t.blas)}`);
+      torchNotes.push(`${M}×${K}×${N}: ${cpuNote(`${t.threads}t`, t.cpu_all, t.omp_wait_policy)}`);
+    }
   }
-  row.push(...live.map((_, i) => (gf[0] / gf[2 + i]).toFixed(2)), (gf[1] / gf[0]).toFixed(2), diff.toExponential(1), Number.isNaN(others) ? "?" : `${(100 * others).toFixed(0)}%`);
+  row.push(...live.map((_, i) => (gf[0] / gf[2 + i]).toFixed(2)), (gf[1] / gf[0]).toFixed(2));
+  if (plainRt) row.push((gf[0] / gf[gf.length - 1]).toFixed(2));
+  row.push(diff.toExponential(1), Number.isNaN(others) ? "?" : `${(100 * others).toFixed(0)}%`);
   rows.push(row);
   console.log(`done ${row[0]}`);
 }
 
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-console.log(`\nmatmul GFLOP/s, median of ${rounds} interleaved samples of ≥${sampleMs} ms; ${os.cpus()[0]?.model ?? "cpu"}, ${os.availableParallelism?.() ?? os.cpus().length} threads, Node ${process.version}; fma=${rt.gemmConfig.fma}`);
+console.log(`\nmatmul GFLOP/s, median of ${rounds} interleaved samples of ≥${sampleMs} ms; ${os.cpus()[0]?.model ?? "cpu"}, ${os.availableParallelism?.() ?? os.cpus().length} threads, Node ${process.version}; ${wasmGemmPath(rt.fma)}`);
 console.log(line(header));
 for (const r of rows) console.log(line(r));
+for (const n of torchNotes) console.log(`  · ${n}`);
 await rt.shutdown();
+await plainRt?.shutdown();

@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { getWasmRuntime } from "../core/backends/wasm/index.ts";
 import { decodeBench } from "./decode-step.ts";
-import { benchOptions, formatSection, machineLine, parseFlags, type BenchOptions, type Section } from "./harness.ts";
+import { benchOptions, formatSection, machineLine, parseFlags, wasmGemmPath, type BenchOptions, type Section } from "./harness.ts";
 import { opsBench } from "./op-overhead.ts";
 import { trainBench } from "./train-step.ts";
 
@@ -54,7 +54,8 @@ const runners: Record<Exclude<Bench, "matmul">, (o: BenchOptions) => Promise<Sec
   translate: async (o) => (await import("./translate-decode.ts")).translateBench(o),
 };
 
-console.log(`Hasten benchmarks${opts.quick ? " (--quick: smoke run, not for reporting)" : ""}\n${machineLine()}\n`);
+const gemmPath = wasmGemmPath(getWasmRuntime().fma);
+console.log(`Hasten benchmarks${opts.quick ? " (--quick: smoke run, not for reporting)" : ""}\n${machineLine()}\n${gemmPath}\n`);
 const report: string[] = [];
 for (const b of only) {
   console.log(`== ${b}`);
@@ -62,6 +63,6 @@ for (const b of only) {
   report.push(b === "matmul" ? await matmul(opts) : formatSection(await runners[b](opts)));
   console.log(`   (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
 }
-console.log(`\n${"=".repeat(100)}\nHasten benchmarks — ${machineLine()}\n`);
+console.log(`\n${"=".repeat(100)}\nHasten benchmarks — ${machineLine()}\n${gemmPath}\n`);
 console.log(report.join("\n\n"));
 await getWasmRuntime().shutdown();

@@ -10,7 +10,7 @@
 // The JavaScript contenders take turns within each round (a slow patch of a shared machine hits
 // them alike); PyTorch runs afterwards in a Python subprocess.
 import { rmSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setBackend } from "../core/backend.ts";
 import { getWasmRuntime } from "../core/backends/wasm/index.ts";
@@ -20,8 +20,8 @@ import { crossEntropy } from "../core/ops/nn.ts";
 import { tidy } from "../core/scope.ts";
 import { AdamW, LM_BENCH_CONFIG, lmConfig, TransformerLM } from "../nn/index.ts";
 import {
-  benchOptions, formatSection, interleave, isMain, machineLine, median, othersShare, parseFlags, pct, ratio,
-  runPython, torchPython, waitQuiet, type BenchOptions, type Section, type Timed,
+  benchOptions, blasNote, cpuNote, formatSection, interleave, isMain, machineLine, median, othersShare, parseFlags, pct, ratio,
+  runPython, torchPython, waitQuiet, wasmGemmPath, type BenchOptions, type CpuTime, type Section, type Timed, type TorchBlas,
 } from "./harness.ts";
 import { jaxTrainer, loadJax } from "./peers/lm-jax.ts";
 import { loadTfjs, tfjsTrainer } from "./peers/lm-tfjs.ts";
@@ -29,12 +29,8 @@ import { ADAMW, lmBatch, writeForPython, type LMTrainer, type LMWeights } from "
 
 const B = 16, T = 64;
 
-/** Which BLAS PyTorch ran on, flagged when it is the unoptimised reference one. */
-export function blasNote(lib: string | null): string {
-  if (!lib) return "unknown (none found among the loaded libraries)";
-  if (/openblas|mkl|blis/i.test(lib)) return relative(process.cwd(), lib);
-  return `${lib}: probably the unoptimised reference BLAS, so PyTorch's matmuls are slow here (run bash bench/install-peers.sh for OpenBLAS)`;
-}
+// moved to harness.ts (matmul.ts reports the BLAS too); other benchmarks import it from here
+export { blasNote } from "./harness.ts";
 
 /** The benchmark model with dropout off, so every peer does the same work. */
 export function benchModel(backend: "wasm" | "cpu"): TransformerLM {
@@ -95,7 +91,10 @@ interface TorchTrain {
   ms_1t: number;
   ms_all: number;
   losses: number[];
-  blas: string | null;
+  cpu_1t?: CpuTime;
+  cpu_all?: CpuTime;
+  blas: TorchBlas | null;
+  omp_wait_policy?: string;
 }
 
 export async function trainBench(o: BenchOptions, log: (s: string) => void = console.log): Promise<Section> {
@@ -161,9 +160,12 @@ export async function trainBench(o: BenchOptions, log: (s: string) => void = con
       const r = runPython<TorchTrain>(py, script, ["train", dir, String(B), String(T), String(warmup), String(rounds)], 30 * 60e3);
       if ("skip" in r) notes.push(`skipped torch: ${r.skip}`);
       else {
-        notes.push(`torch's BLAS: ${blasNote(r.blas)}`);
+        notes.push(`torch's BLAS: ${blasNote(r.blas)}`, cpuNote("1t", r.cpu_1t, r.omp_wait_policy));
         rows.push({ name: `torch ${r.version} 1t`, params: r.params, losses: r.losses, ms: r.ms_1t });
-        if (r.threads_all > 1) rows.push({ name: `torch ${r.version} ${r.threads_all}t`, params: r.params, losses: r.losses, ms: r.ms_all });
+        if (r.threads_all > 1) {
+          rows.push({ name: `torch ${r.version} ${r.threads_all}t`, params: r.params, losses: r.losses, ms: r.ms_all });
+          notes.push(cpuNote(`${r.threads_all}t`, r.cpu_all, r.omp_wait_policy));
+        }
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -190,7 +192,7 @@ export async function trainBench(o: BenchOptions, log: (s: string) => void = con
       r.name, String(r.params), r.losses[0].toFixed(4), r.losses[1].toFixed(4), r.ms.toFixed(1), tok(r.ms).toFixed(0),
       ratio(r.ms, h1.ms), ratio(r.ms, hAll.ms),
     ]),
-    notes: [`"hasten Nt ×": that Hasten contender's tokens/s over this row's (above 1: Hasten is faster)`, ...notes],
+    notes: [`"hasten Nt ×": that Hasten contender's tokens/s over this row's (above 1: Hasten is faster)`, wasmGemmPath(getWasmRuntime().fma), ...notes],
   };
 }
 

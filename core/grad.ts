@@ -61,8 +61,8 @@ const s = (a: Tensor, op: ScalarOp, v: number): Tensor => scalarRaw(op, a, v);
 
 // Split a maximum/minimum gradient: the winner takes it, ties share it half and half.
 function winnerMask(a: Tensor, b: Tensor | number, op: "gt" | "lt"): Tensor {
-  const win = typeof b === "number" ? compare(op, a, b) : compare(op, a, b);
-  const tie = typeof b === "number" ? compare("eq", a, b) : compare("eq", a, b);
+  const win = compare(op, a, b); // compare takes a tensor or a number
+  const tie = compare("eq", a, b);
   return binaryRaw("add", win, s(tie, "mul", 0.5));
 }
 

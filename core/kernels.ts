@@ -16,7 +16,6 @@ export const UNARY_OPS: readonly UnaryOp[] = [
   "neg", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid", "relu",
   "gelu", "geluTanh", "geluGrad", "geluTanhGrad", "sign", "sin", "cos", "step",
 ];
-export const COMPARE_OPS: readonly string[] = ["lt", "le", "gt", "ge", "eq", "ne"];
 
 export interface KernelParams {
   // y = op(x), elementwise; output dtype = input dtype except float-only ops.

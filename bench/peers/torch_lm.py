@@ -5,12 +5,14 @@
 #   python3 torch_lm.py decode DIR steps warmup runs     (DIR: weights, prompt)
 #
 # Prints one JSON line. Each timing starts from the initial weights (and fresh AdamW state), so
-# the first loss is comparable with the other peers'.
-import ctypes, json, math, os, sys, time
+# the first loss is comparable with the other peers'. With each timing, the CPU time (user and
+# system) the process used over the timed rounds, and the BLAS it loaded (torch_env.py).
+import json, math, os, sys, time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch_env import CpuTimer, blas_report, set_threads, wait_policy  # set_threads: other peers import it from here
 
 
 class Attention(nn.Module):
@@ -94,20 +96,9 @@ def build(man, state):
 
 
 def blas_library():
-    """The BLAS this process loaded (PyTorch's matmul speed depends on it), from /proc/self/maps."""
-    try:
-        libs = {os.path.realpath(line.split()[-1]) for line in open("/proc/self/maps") if "blas" in line.split()[-1].lower()}
-    except OSError:
-        return None
-    return sorted(libs)[0] if libs else None
-
-
-def set_threads(n):
-    """PyTorch's own pool and, when the BLAS is OpenBLAS, OpenBLAS's separate pool."""
-    torch.set_num_threads(n)
-    lib = blas_library()
-    if lib and "openblas" in lib:
-        ctypes.CDLL(lib).openblas_set_num_threads(n)
+    """The path of the BLAS this process loaded, or None (torch_env.blas_report says what it is)."""
+    info = blas_report()
+    return info["path"] if info else None
 
 
 def median(xs):
@@ -125,18 +116,24 @@ def train(folder, b, t, warmup, rounds):
         model = build(man, state)
         out["params"] = sum(p.numel() for p in model.parameters())
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
-        times, losses = [], []
-        for i in range(warmup + rounds):
+        losses = []
+
+        def step():
             t0 = time.perf_counter()
             loss = F.cross_entropy(model(ids).view(b * t, -1), targets.view(-1))
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
             losses.append(loss.item())
-            if i >= warmup:
-                times.append((time.perf_counter() - t0) * 1e3)
+            return (time.perf_counter() - t0) * 1e3
+
+        for _ in range(warmup):
+            step()
+        with CpuTimer() as cpu:
+            times = [step() for _ in range(rounds)]
         out[f"ms_{label}"] = median(times)
         out[f"times_{label}"] = times
+        out[f"cpu_{label}"] = cpu.result
         out["losses"] = losses[:2]
     return out
 
@@ -150,7 +147,8 @@ def decode(folder, steps, warmup, runs):
     for label, threads in (("1t", 1), ("all", out["threads_all"])):
         set_threads(threads)
         step_ms, prefill = [], []
-        for r in range(warmup + runs):
+
+        def run():
             cache = {}
             t0 = time.perf_counter()
             tok = model(prompt, cache)[0, -1].argmax().item()
@@ -161,11 +159,18 @@ def decode(folder, steps, warmup, runs):
                 tok = model(torch.tensor([[tok]]), cache, prompt.shape[1] + s)[0, -1].argmax().item()
                 ms.append((time.perf_counter() - t0) * 1e3)
                 toks.append(tok)
-            if r >= warmup:
+            return toks, ms, p_ms
+
+        for _ in range(warmup):
+            run()
+        with CpuTimer() as cpu:
+            for _ in range(runs):
+                toks, ms, p_ms = run()
                 step_ms += ms
                 prefill.append(p_ms)
         out[f"ms_{label}"] = median(step_ms)
         out[f"prefill_ms_{label}"] = median(prefill)
+        out[f"cpu_{label}"] = cpu.result
         out["tokens"] = toks
     return out
 
@@ -173,9 +178,10 @@ def decode(folder, steps, warmup, runs):
 if __name__ == "__main__":
     mode, folder = sys.argv[1], sys.argv[2]
     nums = [int(x) for x in sys.argv[3:]]
+    env = {"blas": blas_report(), "omp_wait_policy": wait_policy()}
     if mode == "train":
-        print(json.dumps({**train(folder, *nums), "blas": blas_library()}))
+        print(json.dumps({**train(folder, *nums), **env}))
     elif mode == "decode":
-        print(json.dumps({**decode(folder, *nums), "blas": blas_library()}))
+        print(json.dumps({**decode(folder, *nums), **env}))
     else:
         raise SystemExit(f"torch_lm: mode must be train or decode, got {mode}")

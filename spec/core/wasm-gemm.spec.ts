@@ -1,17 +1,28 @@
 // The wasm gemm against a float64 triple loop: every layout (A·B, A·Bᵀ, Aᵀ·B, Aᵀ·Bᵀ), sizes that
 // are not multiples of the tile, vector width or cache blocks, M/N/K = 1 and 0, padded leading
 // dimensions, batch broadcasting (stride 0), a batch sum into one C, and beta = 0, 1, other.
-// Bytes of C outside the written matrix must stay untouched.
+// Bytes of C outside the written matrix must stay untouched. Every case runs on both
+// multiply-add paths of the micro-kernel: f32x4.mul + f32x4.add, and f32x4.relaxed_madd (FMA),
+// which may round once or twice; the tolerance (2·K ulps of Σ|a·b|) holds for either.
 import fc from "fast-check";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { WasmRuntime, type GemmArgs } from "../../core/backends/wasm/index.ts";
+import { chooseFma, Heap, relaxedSimdAvailable, WasmRuntime, type GemmArgs } from "../../core/backends/wasm/index.ts";
 
-// Both runtimes share one heap: the default one (few-row products go to the gemv kernels) and
-// one that always packs, so that the packed path's edge tiles are checked on tiny M too.
-const rt = new WasmRuntime({ threads: 1, heap: { initialBytes: 1 << 20 } });
-const heap = rt.heap;
-const packed = new WasmRuntime({ threads: 1, heap, gemm: { dotsMaxM: 0, axpyMaxM: 0 } });
+// All runtimes share one heap. Per path: one with the default gemv thresholds (few-row products
+// go to the gemv kernels) and one that always packs, so that the packed path's edge tiles are
+// checked on tiny M too.
+const heap = new Heap({ initialBytes: 1 << 20 });
+interface Path { name: string; rt: WasmRuntime; packed: WasmRuntime }
+const makePath = (fma: boolean): Path => ({
+  name: fma ? "relaxed_madd" : "mul+add",
+  rt: new WasmRuntime({ threads: 1, heap, gemm: { fma } }),
+  packed: new WasmRuntime({ threads: 1, heap, gemm: { fma, dotsMaxM: 0, axpyMaxM: 0 } }),
+});
+// Node 20 and later have relaxed SIMD (a V8 flag on 20, shipped from 22): the FMA path is
+// required here, so that a broken detection fails the suite instead of silently skipping it.
+const paths: Path[] = [makePath(false), makePath(true)];
+const rt = paths[0].rt;
 const { MR, NR, KC, MC, NC, dotsMaxM, axpyMaxM } = rt.gemmConfig;
 const gemvMaxM = Math.max(dotsMaxM, axpyMaxM);
 
@@ -32,8 +43,8 @@ interface Case {
   padA?: number; padB?: number; padC?: number; beta?: number; seed?: number;
 }
 
-/** Runs one case through the wasm gemm and checks every stored byte of C against float64. */
-function check(cs: Case, via?: WasmRuntime) {
+/** Runs one case through `rt`'s gemm (or `via`'s) and checks every stored byte of C against float64. */
+function check(cs: Case, rt: WasmRuntime, via?: WasmRuntime) {
   const { M, N, K, transA = false, transB = false, batch = 1, padA = 0, padB = 0, padC = 0, beta = 0, seed = 1 } = cs;
   const r = rng(seed);
   const aRows = transA ? K : M, aCols = transA ? M : K;
@@ -101,7 +112,7 @@ function check(cs: Case, via?: WasmRuntime) {
       }
       const tol = 2 * terms * 2 ** -24 * scale[o] + 1e-30;
       if (!(Math.abs(Cg[o] - want[o]) <= tol)) {
-        assert.unreachable(`C[${o}] = ${Cg[o]}, want ${want[o]} (tol ${tol.toExponential(2)}) in ${JSON.stringify(cs)}`);
+        assert.unreachable(`C[${o}] = ${Cg[o]}, want ${want[o]} (tol ${tol.toExponential(2)}) in ${JSON.stringify(cs)}, fma ${rt.fma}`);
       }
     }
   } finally {
@@ -111,10 +122,12 @@ function check(cs: Case, via?: WasmRuntime) {
   }
 }
 
-/** The default runtime, and for few rows also the always-packing one. */
+/** On each path: the default runtime, and for few rows also the always-packing one. */
 function checkBoth(cs: Case) {
-  check(cs);
-  if (cs.M <= gemvMaxM) check(cs, packed);
+  for (const p of paths) {
+    check(cs, p.rt);
+    if (cs.M <= gemvMaxM) check(cs, p.rt, p.packed);
+  }
 }
 
 const layouts: [boolean, boolean][] = [[false, false], [false, true], [true, false], [true, true]];
@@ -200,8 +213,51 @@ test("property: random shapes, layouts, strides, batches and beta (seeded)", () 
   );
 });
 
-test("no block leaks: only the two runtimes' own blocks are live", () => {
-  assert.is(heap.liveBlocks(), rt.ownBlocks() + packed.ownBlocks());
+test("the two paths compile the two kernels: relaxed_madd fuses or rounds twice, mul+add rounds twice", () => {
+  // Every C element is 1·(−(1 + 2⁻¹¹)) + (1 + 2⁻¹²)², and (1 + 2⁻¹²)² = 1 + 2⁻¹¹ + 2⁻²⁴ is a tie
+  // in float32 that rounds to 1 + 2⁻¹¹: rounded twice the sum is 0, fused it is exactly 2⁻²⁴.
+  const [M, N, K] = [4, 32, 2];
+  const a = heap.alloc(M * K * 4), b = heap.alloc(K * N * 4), c = heap.alloc(M * N * 4);
+  try {
+    const A = heap.f32(a, M * K), B = heap.f32(b, K * N);
+    for (let i = 0; i < M; i++) A.set([1, 1 + 2 ** -12], i * K);
+    B.fill(-(1 + 2 ** -11), 0, N);
+    B.fill(1 + 2 ** -12, N, 2 * N);
+    const results = paths.map((p) => {
+      p.packed.gemm({ M, N, K, a, b, c });
+      assert.is(p.packed.lastGemm.gemv, false, "the packed micro-kernel ran");
+      return [...new Set(heap.f32(c, M * N))];
+    });
+    assert.equal(results[0], [0], "mul+add rounds the product, then the sum");
+    assert.is(results[1].length, 1, "relaxed_madd gives one answer for every element");
+    assert.ok(results[1][0] === 0 || results[1][0] === 2 ** -24, `relaxed_madd gave ${results[1][0]}`);
+    console.log(`  (relaxed_madd ${results[1][0] === 0 ? "rounds twice" : "is fused"} on this engine and CPU)`);
+  } finally {
+    heap.free(a);
+    heap.free(b);
+    heap.free(c);
+  }
+});
+
+test("FMA choice: an option wins over HASTEN_WASM_FMA, which wins over availability; asking where missing is an error", () => {
+  assert.ok(relaxedSimdAvailable(), "Node 20+ accepts relaxed SIMD (with the flag the runtime sets on Node 20)");
+  assert.is(new WasmRuntime({ threads: 1, heap: { initialBytes: 1 << 16 } }).fma, process.env.HASTEN_WASM_FMA !== "0", "the default runtime uses FMA unless HASTEN_WASM_FMA=0");
+  const yes = () => true, no = () => false;
+  const never = (): boolean => assert.unreachable("availability is not probed when FMA is off") as never;
+  assert.is(chooseFma(undefined, undefined, yes), true);
+  assert.is(chooseFma(undefined, "auto", no), false);
+  assert.is(chooseFma(undefined, "0", never), false);
+  assert.is(chooseFma(false, "1", never), false);
+  assert.is(chooseFma(true, "0", yes), true);
+  assert.is(chooseFma(undefined, "1", yes), true);
+  assert.throws(() => chooseFma(undefined, "1", no), /HASTEN_WASM_FMA=1 asks for f32x4.relaxed_madd, but this engine does not validate it/);
+  assert.throws(() => chooseFma(true, undefined, no), /the gemm option fma: true asks for/);
+  assert.throws(() => chooseFma(undefined, "yes", yes), /HASTEN_WASM_FMA must be 0, 1 or auto, got "yes"/);
+});
+
+test("no block leaks: only the runtimes' own blocks are live", () => {
+  const own = paths.reduce((n, p) => n + p.rt.ownBlocks() + p.packed.ownBlocks(), 0);
+  assert.is(heap.liveBlocks(), own);
 });
 
 test("bad arguments get errors naming what was expected", () => {
@@ -224,7 +280,6 @@ test("bad arguments get errors naming what was expected", () => {
 });
 
 test.after(async () => {
-  await rt.shutdown();
-  await packed.shutdown();
+  for (const p of paths) await Promise.all([p.rt.shutdown(), p.packed.shutdown()]);
 });
 test.run();

@@ -1,6 +1,8 @@
 // The worker pool: results with 2 threads equal the 1-thread results bit for bit (every split
 // gives each C element the same k order), the partition covers C exactly once, shutdown works
 // and the runtime keeps working after it, and a process that used workers exits by itself.
+// Workers instantiate the caller's compiled module, so they run the same multiply-add path
+// (relaxed_madd or mul + add): checked on both paths.
 import { spawnSync } from "node:child_process";
 import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +15,8 @@ import { WasmRuntime } from "../../core/backends/wasm/index.ts";
 import { planGemm, resolveGemm } from "../../core/backends/wasm/gemm.ts";
 import { ThreadChooser } from "../../core/backends/wasm/adaptive.ts";
 
-const rt = new WasmRuntime({ threads: 2, parallelMinFlops: 0, adaptive: false, heap: { initialBytes: 1 << 22 } });
+const rt = new WasmRuntime({ threads: 2, parallelMinFlops: 0, adaptive: false, heap: { initialBytes: 1 << 22 }, gemm: { fma: true } });
+const plain = new WasmRuntime({ threads: 2, parallelMinFlops: 0, adaptive: false, heap: rt.heap, gemm: { fma: false } });
 
 function fill(ptr: number, n: number, seed: number) {
   const v = rt.heap.f32(ptr, n);
@@ -21,7 +24,7 @@ function fill(ptr: number, n: number, seed: number) {
   for (let i = 0; i < n; i++) v[i] = ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
 }
 
-test("2 threads give bit-identical results to 1 thread (row, column and batch tasks)", async () => {
+async function sameOnTwoThreads(rt: WasmRuntime) {
   await rt.ready();
   const cases = [
     { M: 67, N: 45, K: 300 }, // row tiles
@@ -46,6 +49,36 @@ test("2 threads give bit-identical results to 1 thread (row, column and batch ta
     for (let i = 0; i < nC; i++) if (!Object.is(x[i], y[i])) assert.unreachable(`${JSON.stringify(cs)}: C[${i}] ${x[i]} vs ${y[i]}`);
     for (const p of [a, b, c1, c2]) rt.heap.free(p);
   }
+}
+
+test("2 threads give bit-identical results to 1 thread (row, column and batch tasks), relaxed_madd", () => sameOnTwoThreads(rt));
+test("2 threads give bit-identical results to 1 thread (row, column and batch tasks), mul+add", () => sameOnTwoThreads(plain));
+
+test("the worker's tasks use the caller's multiply-add: fused where the caller's is", async () => {
+  // every C element is 1·(−(1 + 2⁻¹¹)) + (1 + 2⁻¹²)²: 2⁻²⁴ fused, 0 rounded twice (see wasm-gemm.spec)
+  const [M, N, K] = [256, 64, 2];
+  const a = rt.heap.alloc(M * K * 4), b = rt.heap.alloc(K * N * 4), c = rt.heap.alloc(M * N * 4);
+  const A = rt.heap.f32(a, M * K), B = rt.heap.f32(b, K * N);
+  for (let i = 0; i < M; i++) A.set([1, 1 + 2 ** -12], i * K);
+  B.fill(-(1 + 2 ** -11), 0, N);
+  B.fill(1 + 2 ** -12, N, 2 * N);
+  for (const r of [rt, plain]) {
+    r.setNumThreads(1);
+    r.gemm({ M, N, K, a, b, c });
+    const alone = rt.heap.f32(c, 1)[0];
+    assert.is(alone, r.fma ? alone : 0, "mul+add rounds twice");
+    r.setNumThreads(2);
+    // on a busy machine the caller may take every task before the worker wakes: retry
+    for (let i = 0; i < 50; i++) {
+      await r.ready();
+      rt.heap.f32(c, M * N).fill(NaN);
+      r.gemm({ M, N, K, a, b, c });
+      if (r.lastGemm.tasksHere < r.lastGemm.tasks) break;
+    }
+    assert.ok(r.lastGemm.tasksHere < r.lastGemm.tasks, `the worker ran none of ${r.lastGemm.tasks} tasks in 50 tries`);
+    assert.equal([...new Set(rt.heap.f32(c, M * N))], [alone], `fma ${r.fma}: every task, the worker's too, gives ${alone}`);
+  }
+  for (const p of [a, b, c]) rt.heap.free(p);
 });
 
 test("property: the task plan covers every C element of every batch exactly once", () => {
@@ -137,5 +170,8 @@ test("a process that used worker threads exits by itself (workers are unref'd)",
   }
 });
 
-test.after(() => rt.shutdown());
+test.after(async () => {
+  await rt.shutdown();
+  await plain.shutdown();
+});
 test.run();

@@ -8,7 +8,7 @@ import { JOB, scratchBytes, THREAD, type GemmConfig } from "./gemm-kernels.ts";
 import { planGemm, prepareC, resolveGemm, usesGemv, writeJob, type GemmArgs } from "./gemm.ts";
 import { Heap, type HeapOptions } from "./heap.ts";
 import { ROWJOB } from "./jobs.ts";
-import { buildModule, HOST_IMPORTS, relaxedSimdAvailable } from "./module.ts";
+import { buildModule, chooseFma, HOST_IMPORTS, relaxedSimdAvailable } from "./module.ts";
 import { WasmOps, type RowRunner } from "./ops.ts";
 import { CONTROL_BYTES, PREEMPTED_MS, ThreadPool } from "./threads.ts";
 
@@ -16,9 +16,12 @@ export type { GemmArgs } from "./gemm.ts";
 export type { GemmConfig } from "./gemm-kernels.ts";
 export { Heap } from "./heap.ts";
 export { WasmOps, type BinaryOp, type Broadcast } from "./ops.ts";
-export { relaxedSimdAvailable } from "./module.ts";
+export { chooseFma, relaxedSimdAvailable } from "./module.ts";
 
-/** Tile and block sizes chosen by bench/matmul.ts on a Zen CPU (48 KiB L1d, 1 MiB L2). */
+/**
+ * Tile and block sizes chosen by bench/matmul.ts on a Zen CPU (48 KiB L1d, 1 MiB L2). fma is
+ * decided per runtime by chooseFma (the value here is the fallback of the type only).
+ */
 export const DEFAULT_GEMM: GemmConfig = {
   MR: 2, NR: 16, KC: 256, MC: 128, NC: 2048, unroll: 1, fma: false,
   // unpacked kernels for few rows, measured against the packed path at K×N = 512², 512×2048, 2048²
@@ -50,7 +53,11 @@ export interface WasmRuntimeOptions {
   adaptive?: boolean;
   /** Microseconds threads poll for work before sleeping (default 1000, env HASTEN_SPIN_US). */
   spinMicros?: number;
-  /** Overrides of the matmul blocking (for tuning). fma defaults to relaxed-simd availability. */
+  /**
+   * Overrides of the matmul blocking (for tuning). fma: use f32x4.relaxed_madd in the gemm
+   * micro-kernel; default from HASTEN_WASM_FMA, else on where the engine has relaxed SIMD
+   * (see chooseFma); true where it is missing is an error.
+   */
   gemm?: Partial<GemmConfig>;
   /** Options of a new heap, or a heap to share with another runtime (one allocator per memory). */
   heap?: HeapOptions | Heap;
@@ -90,7 +97,8 @@ export class WasmRuntime implements RowRunner {
 
   constructor(opts: WasmRuntimeOptions = {}) {
     this.heap = opts.heap instanceof Heap ? opts.heap : new Heap(opts.heap);
-    this.gemmConfig = { ...DEFAULT_GEMM, fma: relaxedSimdAvailable(), ...opts.gemm };
+    // decided before the module is compiled: turning relaxed SIMD on must precede compilation
+    this.gemmConfig = { ...DEFAULT_GEMM, ...opts.gemm, fma: chooseFma(opts.gemm?.fma, process.env.HASTEN_WASM_FMA, relaxedSimdAvailable) };
     const built = buildModule(this.gemmConfig, this.heap.maximumBytes / 65536);
     this.entries = built.entries;
     this.module = new WebAssembly.Module(built.bytes);
@@ -118,6 +126,11 @@ export class WasmRuntime implements RowRunner {
   /** The adaptive thread choice's averages (ms per unit of work, 1 thread vs workers), or null. */
   threadStats(): Record<string, [number, number]> | null {
     return this.chooser?.snapshot() ?? null;
+  }
+
+  /** Whether the gemm multiplies-adds with f32x4.relaxed_madd (else f32x4.mul then f32x4.add). */
+  get fma(): boolean {
+    return this.gemmConfig.fma;
   }
 
   get heapBytes(): number {
