@@ -120,4 +120,32 @@ test("a bad --out is refused before the corpus is read or a vocabulary learned (
   void readFileSync;
 });
 
+
+test("kill -9 at random moments of a run, then resume: the result equals an uninterrupted run, and nothing is left behind", async () => {
+  const { default: fc } = await import("fast-check");
+  const { spawn } = await import("node:child_process");
+  const projectRoot = join(import.meta.dirname, "..", "..");
+  const args = (out: string, resume: boolean) => ["--import", "tsx", join(projectRoot, "scripts", "hasten.ts"), "train",
+    ...tinyFlags({ maxSteps: 12, checkpointEvery: 1, evalEvery: 6 }), `--data=${data}`, `--out=${out}`, ...(resume ? ["--resume"] : [])];
+  const run = (a: string[], killAfterMs?: number) => new Promise<number | null>((res) => {
+    const child = spawn(process.execPath, a, { cwd: projectRoot, stdio: "ignore" });
+    if (killAfterMs !== undefined) setTimeout(() => child.kill("SIGKILL"), killAfterMs);
+    child.on("exit", (code) => res(code));
+  });
+  const reference = join(data, "kill-reference");
+  assert.is(await run(args(reference, false)), 0);
+  const losses = (dir: string) => readLog(join(dir, "log.jsonl")).filter((e) => e.kind === "train").map((e) => (e.kind === "train" ? e.loss : 0));
+  let i = 0;
+  await fc.assert(fc.asyncProperty(fc.integer({ min: 800, max: 4000 }), async (ms) => {
+    const out = join(data, `kill-${i++}`);
+    await run(args(out, false), ms);
+    // Resume (or, when the kill came before the first checkpoint, start again) until it finishes.
+    const resumable = existsSync(join(out, "checkpoint.safetensors"));
+    assert.is(await run(args(out, resumable)), 0, `killed after ${ms} ms`);
+    assert.equal(losses(out), losses(reference), `killed after ${ms} ms: the log reads like the uninterrupted run`);
+    assert.equal(readFileSync(join(out, "model", "model.safetensors")), readFileSync(join(reference, "model", "model.safetensors")));
+    assert.equal(readdirSync(out).filter((n) => n.startsWith(".")), [], "no lock, no temporary files");
+  }), { seed: 21, numRuns: 3 });
+});
+
 test.run();
