@@ -18,7 +18,8 @@ export type SourceInput = readonly ArrayLike<number>[] | { ids: Int32Array; shap
 
 export interface DecodeOptions {
   // The longest output for a source of n tokens is floor(maxLenA · n + maxLenB) tokens plus eos,
-  // never more than the model's maxLen − 1 (bos and the tokens occupy positions 0 … maxLen − 1).
+  // never more than the model's maxLen − 1 (bos and the tokens occupy positions 0 … maxLen − 1;
+  // a model may declare more with maxDecodeLen, e.g. Infinity).
   // When a hypothesis reaches it, eos is forced (and its log-probability counted).
   maxLenA?: number; // default 1.5
   maxLenB?: number; // default 10
@@ -92,7 +93,8 @@ export function prepareSources(model: EncoderDecoderModel, src: SourceInput, opt
       ids[b * width + j] = id;
     }
   });
-  const maxOut = lengths.map((n) => Math.max(0, Math.min(maxLen - 1, Math.floor(maxLenA * n + maxLenB))));
+  const decodeLen = model.maxDecodeLen ?? maxLen;
+  const maxOut = lengths.map((n) => Math.max(0, Math.min(decodeLen - 1, Math.floor(maxLenA * n + maxLenB))));
   return { ids, batch: rows.length, width, lengths, maxOut, bosId, eosId, padId, banned };
 }
 
