@@ -2,7 +2,9 @@
 // config check and descriptor) plus one line here.
 import { registerModelKind } from "./kinds.ts";
 import { lmKind } from "./lm.ts";
+import { markovKind } from "./markov.ts";
 import { transformerKind } from "./transformer.ts";
 
 registerModelKind(transformerKind);
 registerModelKind(lmKind);
+registerModelKind(markovKind);

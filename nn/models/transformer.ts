@@ -96,7 +96,7 @@ function checkIds(who: string, ids: Tensor, ndim: number): void {
   }
 }
 
-class Encoder extends Module {
+export class Encoder extends Module {
   readonly layers: ModuleList<EncoderLayer>;
   readonly norm: LayerNorm;
   constructor(n: number, lc: LayerConfig) {
