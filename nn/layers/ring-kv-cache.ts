@@ -5,16 +5,19 @@
 //
 //   C = order + rollback        rollback: how many positions truncate() may take back (default 0)
 //
-// A step of T new positions [n, n + T) attends over the C slots followed by the T new keys; a
-// slot's position (slotPositions, −1 when empty) lets the model mask the slots outside each
-// query's window, so the order of slots never matters (softmax attention is permutation-invariant
-// over keys). Writing the new keys into their slots is one gather over the keys the step already
-// concatenated: ring ← cat(ring, new)[:, :, index] with index[s] = C + i where position n + i
-// lands in slot s, and s elsewhere.
+// A decoding step (one new position n) first writes its keys into slot n mod C, one select,
+//   ring ← where(slot == n mod C, new, ring),
+// then attends over the C slots: with C = k these hold exactly the window n − k + 1 … n, so once
+// the ring is full no mask is needed at all. A step of T > 1 new positions (a prompt, speculative
+// drafts) attends over the C slots followed by the T new keys, then writes them with one gather
+// over that concatenation: ring ← cat(ring, new)[:, :, index], index[s] = C + i where position
+// n + i lands in slot s, and s elsewhere. Either way a slot's position (keyPositions, −1 when
+// empty) lets the model mask what lies outside each query's window, so the order of slots never
+// matters (softmax attention is permutation-invariant over its keys).
 //
 // The cross-attention keys/values of the encoder memory are computed on the first step and kept
 // (KVCache), as in DecoderCache. Cached tensors are keep()-ed; replacing one frees the old one.
-import { cat, fmt, isGradEnabled, keep, tensor, type Tensor, zeros } from "../../core/index.ts";
+import { cat, fmt, isGradEnabled, keep, tensor, type Tensor, where, zeros } from "../../core/index.ts";
 import { KVCache } from "./kv-cache.ts";
 
 export class RingKVCache {
@@ -25,6 +28,7 @@ export class RingKVCache {
   private readonly k: (Tensor | undefined)[]; // per layer [B, H, C, Dh]
   private readonly v: (Tensor | undefined)[];
   private readonly slotPos: Int32Array; // [C]: the position each slot holds, −1 when empty
+  private readonly slotMasks: (Tensor | undefined)[]; // [C, 1], 1 at slot s: made on the first step
   private len = 0;
 
   constructor(layers: number, order: number, opts: { rollback?: number; cross?: boolean } = {}) {
@@ -38,6 +42,7 @@ export class RingKVCache {
     this.v = new Array<Tensor | undefined>(layers).fill(undefined);
     this.cross = (opts.cross ?? true) ? Array.from({ length: layers }, () => new KVCache()) : [];
     this.slotPos = new Int32Array(this.capacity).fill(-1);
+    this.slotMasks = new Array<Tensor | undefined>(this.capacity).fill(undefined);
   }
 
   // Positions decoded so far: the position of the next token.
@@ -50,8 +55,14 @@ export class RingKVCache {
   }
 
   // The positions of the keys a step of `count` new positions attends over, in the order
-  // append() returns them: the C slots (−1 where empty), then length … length + count − 1.
+  // append() returns them (−1 where a slot is empty): for one position, the C slots after its
+  // write; for more, the C slots before the step, then length … length + count − 1.
   keyPositions(count: number): Int32Array {
+    if (count === 1) {
+      const out = Int32Array.from(this.slotPos);
+      out[this.len % this.capacity] = this.len;
+      return out;
+    }
     const out = new Int32Array(this.capacity + count);
     out.set(this.slotPos);
     for (let i = 0; i < count; i++) out[this.capacity + i] = this.len + i;
@@ -59,8 +70,9 @@ export class RingKVCache {
   }
 
   // Layer `layer` of the current step: new keys/values k, v: [B, H, T, Dh] for positions
-  // length … length + T − 1 → the keys and values to attend over, [B, H, C + T, Dh]. The ring now
-  // holds the new positions; call advance(T) once every layer has appended.
+  // length … length + T − 1 → the keys and values to attend over, [B, H, C, Dh] for T = 1 and
+  // [B, H, C + T, Dh] otherwise (see keyPositions). The ring now holds the new positions; call
+  // advance(T) once every layer has appended.
   append(layer: number, k: Tensor, v: Tensor): [Tensor, Tensor] {
     if (isGradEnabled() && (k.requiresGrad || v.requiresGrad)) {
       throw new Error("RingKVCache: incremental decoding is inference-only; run it under noGrad()");
@@ -77,6 +89,21 @@ export class RingKVCache {
       ringV = zeros([b, h, C, dh], { backend: k.backend });
     } else if (ringK.shape[0] !== b || ringK.shape[1] !== h || ringK.shape[3] !== dh) {
       throw new Error(`RingKVCache.append: the ring ${fmt(ringK.shape)} cannot take ${fmt(k.shape)} (B, H and Dh must match)`);
+    }
+    if (t === 1) {
+      const s = this.len % C;
+      if (!this.slotMasks[s]) {
+        // All C masks at once, so that after the first step nothing more is ever allocated.
+        for (let j = 0; j < C; j++) this.slotMasks[j] ??= keep(tensor(Float32Array.from({ length: C }, (_, i) => (i === j ? 1 : 0)), { shape: [C, 1], backend: k.backend }));
+      }
+      const m = this.slotMasks[s]!;
+      const nk = where(m, k, ringK), nv = where(m, v, ringV); // [B, H, C, Dh], slot s replaced
+      if (fresh) {
+        ringK.dispose();
+        ringV.dispose();
+      }
+      this.replace(layer, nk, nv);
+      return [nk, nv];
     }
     const allK = cat([ringK, k], 2), allV = cat([ringV, v], 2); // [B, H, C + T, Dh]
     if (fresh) {
@@ -142,6 +169,8 @@ export class RingKVCache {
   dispose(): void {
     this.clearSelf();
     for (const c of this.cross) c.dispose();
+    for (const m of this.slotMasks) m?.dispose();
+    this.slotMasks.fill(undefined);
   }
 
   private clearSelf(): void {

@@ -107,7 +107,7 @@ export function positionRange(offset: number, n: number): Int32Array {
 // blocks are DecoderLayer's (its modules, so parameters and their names are the Transformer's).
 // kvInput: the input keys and values come from, x⁰ (strict) or h itself (window).
 function markovLayer(
-  layer: DecoderLayer, h: Tensor, kvInput: Tensor, bias: Tensor, memory: Tensor, memoryPadMask: Tensor | undefined,
+  layer: DecoderLayer, h: Tensor, kvInput: Tensor, bias: Tensor | undefined, memory: Tensor, memoryPadMask: Tensor | undefined,
   cache: RingKVCache | undefined, index: number,
 ): Tensor {
   const a = layer.selfAttn;
@@ -117,7 +117,7 @@ function markovLayer(
   const kvn = kvInput === h ? hn : layer.selfNorm.forward(kvInput);
   const q = heads(a.q.forward(hn));
   let k = heads(a.k.forward(kvn)), v = heads(a.v.forward(kvn));
-  if (cache) [k, v] = cache.append(index, k, v); // [B, H, C + T, Dh]: the ring, then the new keys
+  if (cache) [k, v] = cache.append(index, k, v); // [B, H, C (+ T), Dh]: the ring (then the new keys)
   const drop = a.attnDrop.p > 0 && a.training ? (w: Tensor) => a.attnDrop.forward(w) : undefined;
   const { output } = scaledDotProductAttention(q, k, v, bias, drop); // [B, H, T, Dh]
   const s = a.o.forward(output.permute(0, 2, 1, 3).reshape(b, t, a.dModel));
@@ -136,7 +136,7 @@ class MarkovDecoder extends Module {
     this.norm = this.registerModule("norm", new LayerNorm(lc.dModel));
   }
   // x0: [B, T, D] (embedded targets), bias broadcastable to [B, H, T, Tk] → [B, T, D]
-  forward(x0: Tensor, bias: Tensor, memory: Tensor, memoryPadMask: Tensor | undefined, strict: boolean, cache?: RingKVCache): Tensor {
+  forward(x0: Tensor, bias: Tensor | undefined, memory: Tensor, memoryPadMask: Tensor | undefined, strict: boolean, cache?: RingKVCache): Tensor {
     let h = x0, i = 0;
     for (const layer of this.layers) h = markovLayer(layer, h, strict ? x0 : h, bias, memory, memoryPadMask, cache, i++);
     return this.norm.forward(h);
@@ -208,11 +208,13 @@ export class MarkovTransformer extends Module implements EncoderDecoderModel {
     if (cache && tgtPadMask) throw new Error("MarkovTransformer.decode: a target padding mask is for the parallel pass; incremental decoding takes none");
     const offset = cache?.length ?? 0;
     const x0 = embedTokens(this.tgtEmbed, this.positions, this.drop, tgtIn, offset); // [B, T, D]
-    const qPos = positionRange(offset, t);
-    let bias = markovBias(qPos, cache ? cache.keyPositions(t) : qPos, this.config.order, x0.backend); // [T, Tk]
+    const qPos = positionRange(offset, t), kPos = cache ? cache.keyPositions(t) : qPos;
+    // [T, Tk]; none when every key is visible (a decoding step once the ring is full).
+    let bias = markovMask(qPos, kPos, this.config.order).every((x) => x === 1) ? undefined : markovBias(qPos, kPos, this.config.order, x0.backend);
     if (tgtPadMask) {
       if (tgtPadMask.shape.join() !== [b, t].join()) throw new Error(`MarkovTransformer.decode: tgtPadMask must be [B, T] = [${b}, ${t}], got ${fmt(tgtPadMask.shape)}`);
-      bias = tgtPadMask.ne(0).mul(MASKED).reshape(b, 1, 1, t).add(bias); // [B, 1, T, T]
+      const padBias = tgtPadMask.ne(0).mul(MASKED).reshape(b, 1, 1, t);
+      bias = bias ? padBias.add(bias) : padBias; // [B, 1, T, T]
     }
     const h = this.decoder.forward(x0, bias, memory, memoryPadMask, this.config.variant === "strict", cache);
     cache?.advance(t);

@@ -104,6 +104,30 @@ test("the ring-buffer decoder equals the masked parallel pass at every step, acr
   ), FC);
 });
 
+test("several positions at once through the ring (a prompt, speculative drafts) equal the parallel pass", () => {
+  fc.assert(fc.property(
+    fc.integer({ min: 0, max: 1e6 }), fc.integer({ min: 1, max: 5 }), fc.constantFrom("strict", "window"), fc.integer({ min: 0, max: 3 }),
+    fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 3, maxLength: 6 }),
+    (seed, k, variant, rollback, chunks) => noGrad(() => tidy(() => {
+      const T = chunks.reduce((s, n) => s + n, 0);
+      const m = mat(seed, { order: k, variant: variant as MarkovConfig["variant"] });
+      const g = new Generator(seed);
+      const src = randint(1, V, [2, 4], { generator: g }), tgt = randint(1, V, [2, T], { generator: g });
+      const F = vals(m.forward(src, tgt));
+      const memory = m.encode(src), mask = src.eq(0), cache = m.createCache({ rollback });
+      let t0 = 0;
+      for (const n of chunks) {
+        const got = vals(m.decode(tgt.narrow(1, t0, n), memory, mask, cache)); // [2, n, V]
+        for (let i = 0; i < n; i++) assertClose(at(got, 2, n, V, i), at(F, 2, T, V, t0 + i), 5e-5, `seed ${seed} k ${k} ${variant} chunks ${chunks} position ${t0 + i}`);
+        t0 += n;
+      }
+      assert.is(cache.length, T);
+      cache.dispose();
+      m.dispose();
+    })),
+  ), FC);
+});
+
 // Logits [B, T, V] of the parallel pass after replacing target input j with a different token.
 function withToken(m: MarkovTransformer, src: Tensor, tgt: number[][], j: number): number[] {
   const t2 = tgt.map((row) => row.map((x, i) => (i === j ? 1 + (x % (V - 1)) : x)));
