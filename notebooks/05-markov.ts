@@ -61,7 +61,7 @@ noGrad(() => {
 
 // ---- 4. Latency against position ----
 // A small model, forced through 2000 positions in lockstep with a full-attention Transformer of
-// the same weights (bench/markov-latency.ts runs the baseline-sized pair to 4096): MAT's step time
+// the same weights (bench/markov-latency.ts runs the baseline-sized pair to 3072): MAT's step time
 // stays flat, the full-attention step grows with its KV cache.
 const STEPS = 2000;
 const { curves } = await measureLatency({ steps: STEPS, rounds: 1, order: 4, variant: "strict", dModel: 128, heads: 4, ffn: 256, layers: 2, vocab: 300, srcLen: 10 });
