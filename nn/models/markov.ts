@@ -20,8 +20,9 @@
 //    reviews of the paper were), so this is our reading, marked as such: at every decoder layer
 //    the self-attention keys and values are computed from the layer-0 representation (token
 //    embedding + position) of the window, LN_ℓ(x⁰), while queries come from the position's own
-//    state hℓ₋₁. (Bapna et al.'s transparent attention lets a layer attend to a mix of lower
-//    layers' outputs; a mix that included any layer ≥ 1 would leak again, so only layer 0 is used.)
+//    state hℓ₋₁. (Bapna et al. 2018's transparent attention lets each decoder layer attend to a
+//    learned mix of all encoder layers' outputs; carried over to the decoder's own self-attention,
+//    a mix that included any layer ≥ 1 would leak again, so only layer 0 is used.)
 //    By induction, hℓ(i) depends on x⁰ at i − k + 1 … i and on the source only: a token older
 //    than the window changes nothing, bit for bit (spec/nn/markov.spec.ts). The layer's own
 //    selfNorm normalises x⁰ too, so the variant adds no parameters.
