@@ -18,7 +18,8 @@ export type SourceInput = readonly ArrayLike<number>[] | { ids: Int32Array; shap
 
 export interface DecodeOptions {
   // The longest output for a source of n tokens is floor(maxLenA · n + maxLenB) tokens plus eos,
-  // never more than the model's maxLen − 1 (bos and the tokens occupy positions 0 … maxLen − 1).
+  // never more than the model's maxLen − 1 (bos and the tokens occupy positions 0 … maxLen − 1;
+  // a model may declare more with maxDecodeLen, e.g. Infinity).
   // When a hypothesis reaches it, eos is forced (and its log-probability counted).
   maxLenA?: number; // default 1.5
   maxLenB?: number; // default 10
@@ -56,7 +57,7 @@ export interface Prepared {
   banned: Uint8Array; // [V], 1 where the id may not be emitted
 }
 
-export function prepareSources(model: { config: SourceModelConfig }, src: SourceInput, opts: DecodeOptions, who: string): Prepared {
+export function prepareSources(model: { config: SourceModelConfig; readonly maxDecodeLen?: number }, src: SourceInput, opts: DecodeOptions, who: string): Prepared {
   const { maxLen, srcVocab, tgtVocab } = model.config;
   const maxLenA = opts.maxLenA ?? 1.5, maxLenB = opts.maxLenB ?? 10;
   if (!(Number.isFinite(maxLenA) && maxLenA >= 0)) throw new Error(`${who}: maxLenA must be a finite number >= 0, got ${maxLenA}`);
@@ -100,7 +101,8 @@ export function prepareSources(model: { config: SourceModelConfig }, src: Source
       ids[b * width + j] = id;
     }
   });
-  const maxOut = lengths.map((n) => Math.max(0, Math.min(maxLen - 1, Math.floor(maxLenA * n + maxLenB))));
+  const decodeLen = model.maxDecodeLen ?? maxLen;
+  const maxOut = lengths.map((n) => Math.max(0, Math.min(decodeLen - 1, Math.floor(maxLenA * n + maxLenB))));
   return { ids, batch: rows.length, width, lengths, maxOut, bosId, eosId, padId, banned };
 }
 

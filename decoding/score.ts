@@ -12,7 +12,8 @@ export async function scoreTargets(model: EncoderDecoderModel, src: SourceInput,
   if (p.batch === 0) return [];
   const V = model.config.tgtVocab, B = p.batch;
   const T = Math.max(...targets.map((y) => y.length)) + 1;
-  if (T > model.config.maxLen) throw new Error(`scoreTargets: a target of ${T - 1} tokens plus eos exceeds the model's maxLen ${model.config.maxLen}`);
+  const limit = model.maxDecodeLen ?? model.config.maxLen;
+  if (T > limit) throw new Error(`scoreTargets: a target of ${T - 1} tokens plus eos exceeds the model's maxLen ${limit}`);
   // tgtIn = bos y, tgtOut = y eos, right-padded; padded positions get weight 0.
   const tgtIn = new Int32Array(B * T).fill(p.padId), tgtOut = new Int32Array(B * T), weight = new Float32Array(B * T);
   targets.forEach((y, b) => {

@@ -1,20 +1,25 @@
 // Position information added to token embeddings: a fixed sinusoidal table (Vaswani et al.
 // 2017, §3.5) or a learned one. Both return rows [offset, offset + length) of a [maxLen, D] table;
-// the offset is how incremental decoding asks for the position of the next token.
+// the offset is how incremental decoding asks for the position of the next token. The sinusoidal
+// formula has no end: rows past its table are computed on demand, so decoding can run past the
+// training maxLen (`bounded` says which kind a model has); learned positions stop at maxLen.
 import { defaultGenerator, type Generator, keep, tensor, type Tensor } from "../../core/index.ts";
 import { normal } from "../init.ts";
 import { Module } from "../module.ts";
 
 function checkRange(who: string, length: number, offset: number, maxLen: number): void {
-  if (!Number.isInteger(length) || !Number.isInteger(offset) || length < 0 || offset < 0 || offset + length > maxLen) {
-    throw new Error(`${who}: positions [${offset}, ${offset + length}) exceed maxLen ${maxLen}`);
+  if (!Number.isInteger(length) || !Number.isInteger(offset) || length < 0 || offset < 0) {
+    throw new Error(`${who}: expected a length and an offset that are integers >= 0, got ${length} and ${offset}`);
   }
+  if (offset + length > maxLen) throw new Error(`${who}: positions [${offset}, ${offset + length}) exceed maxLen ${maxLen}`);
 }
 
 export abstract class PositionalEncoding extends Module {
   constructor(readonly maxLen: number, readonly dim: number) {
     super();
   }
+  // false: any position p ≥ 0 has a row (maxLen is only the size of a precomputed table).
+  readonly bounded: boolean = true;
   // → [length, D]
   abstract forward(length: number, offset?: number): Tensor;
 }
@@ -23,29 +28,39 @@ export abstract class PositionalEncoding extends Module {
 // rotation at its own frequency, so PE[p + k] is a fixed linear function of PE[p]: relative
 // offsets are easy for attention to read. Not a parameter: it is not saved in the state dict.
 export class SinusoidalPositions extends PositionalEncoding {
+  override readonly bounded = false;
   private readonly table: Tensor; // [maxLen, D]
 
   constructor(maxLen: number, dim: number) {
     super(maxLen, dim);
-    const a = new Float32Array(maxLen * dim);
-    for (let p = 0; p < maxLen; p++) {
-      for (let i = 0; i < dim; i += 2) {
-        const angle = p / Math.pow(10000, i / dim);
-        a[p * dim + i] = Math.sin(angle);
-        if (i + 1 < dim) a[p * dim + i + 1] = Math.cos(angle);
-      }
-    }
-    this.table = keep(tensor(a, { shape: [maxLen, dim] }));
+    this.table = keep(tensor(sinusoidalRows(0, maxLen, dim), { shape: [maxLen, dim] }));
   }
 
+  // Rows inside the table are narrowed from it; rows past it come from the same formula (the same
+  // float32 values the table would hold), so a sequence may be longer than maxLen.
   forward(length: number, offset = 0): Tensor {
-    checkRange("SinusoidalPositions", length, offset, this.maxLen);
-    return this.table.narrow(0, offset, length);
+    checkRange("SinusoidalPositions", length, offset, Infinity);
+    if (offset + length <= this.maxLen) return this.table.narrow(0, offset, length);
+    return tensor(sinusoidalRows(offset, length, this.dim), { shape: [length, this.dim], backend: this.table.backend });
   }
 
   protected override disposeExtra(): void {
     this.table.dispose();
   }
+}
+
+// Rows [offset, offset + length) of the sinusoidal table, computed in float64 and rounded once.
+function sinusoidalRows(offset: number, length: number, dim: number): Float32Array {
+  const a = new Float32Array(length * dim);
+  for (let r = 0; r < length; r++) {
+    const p = offset + r;
+    for (let i = 0; i < dim; i += 2) {
+      const angle = p / Math.pow(10000, i / dim);
+      a[r * dim + i] = Math.sin(angle);
+      if (i + 1 < dim) a[r * dim + i + 1] = Math.cos(angle);
+    }
+  }
+  return a;
 }
 
 export class LearnedPositions extends PositionalEncoding {

@@ -23,6 +23,9 @@ interface ModelBase extends Module {
 export interface EncoderDecoderModel extends ModelBase {
   readonly family: "encoder-decoder";
   readonly config: { readonly srcVocab: number; readonly tgtVocab: number; readonly maxLen: number; readonly padId: number };
+  // Target positions decoding may use (bos included), when not config.maxLen: Infinity for a model
+  // whose positions have no end (sinusoidal) and whose decoding state does not grow with them.
+  readonly maxDecodeLen?: number;
   // Teacher-forced pass: src [B, S], tgtIn [B, T] int32 → logits [B, T, V].
   forward(src: Tensor, tgtIn: Tensor): Tensor;
   // src [B, S] → memory [B, S, D]; the padding mask defaults to src == padId.

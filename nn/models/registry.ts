@@ -2,11 +2,13 @@
 // config check and descriptor) plus one line here.
 import { registerModelKind } from "./kinds.ts";
 import { lmKind } from "./lm.ts";
+import { markovKind } from "./markov.ts";
 import { cmlmKind, ctcKind, natVanillaKind } from "./nat.ts";
 import { transformerKind } from "./transformer.ts";
 
 registerModelKind(transformerKind);
 registerModelKind(lmKind);
+registerModelKind(markovKind);
 registerModelKind(cmlmKind);
 registerModelKind(natVanillaKind);
 registerModelKind(ctcKind);

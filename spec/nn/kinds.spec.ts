@@ -7,10 +7,11 @@ import { getModelKind, lmKind, modelKinds, registerModelKind, transformerKind } 
 
 const FC = { seed: 17, numRuns: 25 };
 
-test("registry: both shipped kinds, unknown kinds named, no double registration", () => {
-  assert.equal(modelKinds(), ["transformer", "lm"]);
+test("registry: the shipped kinds, unknown kinds named, no double registration", () => {
+  assert.equal(modelKinds(), ["transformer", "lm", "markov"]);
   assert.is(getModelKind("transformer").family, "encoder-decoder");
   assert.is(getModelKind("lm").family, "causal-lm");
+  assert.is(getModelKind("markov").family, "encoder-decoder");
   assert.throws(() => getModelKind("rnn"), /unknown model kind "rnn"; registered kinds: transformer, lm/);
   assert.throws(() => registerModelKind(lmKind), /a model kind "lm" is already registered/);
 });

@@ -124,8 +124,16 @@ test("Sinusoidal positions follow Vaswani et al. §3.5; learned positions get gr
   }
   assert.equal(vals(pe.forward(3, 7)), t.slice(56, 80));
   assert.equal(pe.parameters().length, 0, "not a parameter");
-  assert.throws(() => pe.forward(4, 48), /positions \[48, 52\) exceed maxLen 50/);
+  // Past the table, rows come from the same formula (decoding may run past the training maxLen):
+  // the rows a bigger table holds, bit for bit.
+  assert.is(pe.bounded, false);
+  const big = vals(new SinusoidalPositions(1200, 8).forward(1200));
+  assert.equal(vals(pe.forward(4, 48)), big.slice(48 * 8, 52 * 8));
+  assert.equal(vals(pe.forward(3, 1197)), big.slice(1197 * 8));
+  assert.throws(() => pe.forward(2, -1), /integers >= 0, got 2 and -1/);
   const lp = new LearnedPositions(10, 4, { generator: new Generator(5) });
+  assert.is(lp.bounded, true);
+  assert.throws(() => lp.forward(4, 8), /positions \[8, 12\) exceed maxLen 10/);
   checkModuleGrad(() => lp.forward(3, 2), { weight: lp.weight });
 });
 

@@ -89,7 +89,9 @@ test("Transformer: same seed, same dropout masks; clear errors for bad input", (
   assert.equal(vals(a.forward(src, tgt)), vals(b.forward(src, tgt)));
   assert.not.equal(vals(a.forward(src, tgt)), vals(a.eval().forward(src, tgt)));
   assert.throws(() => a.encode(tensor([[1, 2]])), /expected \[B, T\] int32 token ids, got float32\[1,2\]/);
-  assert.throws(() => a.encode(tensor([new Array(17).fill(1)], { dtype: "int32" })), /positions \[0, 17\) exceed maxLen 16/);
+  // Learned positions end at maxLen; sinusoidal ones do not (nn/layers/positions.ts).
+  assert.throws(() => small(5, { positions: "learned" }).encode(tensor([new Array(17).fill(1)], { dtype: "int32" })), /positions \[0, 17\) exceed maxLen 16/);
+  assert.equal(a.encode(tensor([new Array(17).fill(1)], { dtype: "int32" })).shape, [1, 17, 16]);
   assert.throws(() => transformerConfig({ vocab: 10, dModel: 10, heads: 3 }), /dModel 10 must be divisible by heads 3/);
 });
 
