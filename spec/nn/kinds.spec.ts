@@ -8,7 +8,7 @@ import { getModelKind, lmKind, modelKinds, registerModelKind, transformerKind } 
 const FC = { seed: 17, numRuns: 25 };
 
 test("registry: the shipped kinds, unknown kinds named, no double registration", () => {
-  assert.equal(modelKinds(), ["transformer", "lm", "markov"]);
+  assert.equal(modelKinds(), ["transformer", "lm", "markov", "cmlm", "nat", "ctc"]);
   assert.is(getModelKind("transformer").family, "encoder-decoder");
   assert.is(getModelKind("lm").family, "causal-lm");
   assert.is(getModelKind("markov").family, "encoder-decoder");
