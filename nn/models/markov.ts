@@ -44,11 +44,11 @@ import { LayerNorm } from "../layers/layer-norm.ts";
 import { Linear } from "../layers/linear.ts";
 import type { PositionalEncoding } from "../layers/positions.ts";
 import { RingKVCache } from "../layers/ring-kv-cache.ts";
-import { embedTokens, makePositions, projectTokens } from "../layers/token-io.ts";
+import { embedTokens, projectTokens } from "../layers/token-io.ts";
 import { Module, ModuleList } from "../module.ts";
 import type { OptionTable } from "../options.ts";
 import { checkFields, type DecodeCache, type EncoderDecoderModel, type ModelKind } from "./kinds.ts";
-import { Encoder, LIMITS, padMask, transformerConfig, transformerKind, transformerParameters, type TransformerConfig } from "./transformer.ts";
+import { buildEncoderDecoderParts, Encoder, LIMITS, padMask, transformerConfig, transformerKind, transformerParameters, type TransformerConfig } from "./transformer.ts";
 
 export type MarkovVariant = "strict" | "window";
 
@@ -167,21 +167,10 @@ export class MarkovTransformer extends Module implements EncoderDecoderModel {
   constructor(config: MarkovConfig) {
     super();
     const c = (this.config = markovConfig(config));
-    const g = new Generator(c.seed);
-    this.dropoutGenerator = new Generator(`${c.seed}:dropout`);
-    const lc: LayerConfig = {
-      dModel: c.dModel, heads: c.heads, ffn: c.ffn, dropout: c.dropout, attnDropout: c.attnDropout,
-      activation: c.activation, generator: g, dropoutGenerator: this.dropoutGenerator,
-    };
-    if (c.tieEmbeddings) {
-      this.srcEmbed = this.tgtEmbed = this.registerModule("embed", new Embedding(c.srcVocab, c.dModel, { generator: g }));
-    } else {
-      this.srcEmbed = this.registerModule("srcEmbed", new Embedding(c.srcVocab, c.dModel, { generator: g }));
-      this.tgtEmbed = this.registerModule("tgtEmbed", new Embedding(c.tgtVocab, c.dModel, { generator: g }));
-    }
-    this.positions = this.registerModule("positions", makePositions(c.positions, c.maxLen, c.dModel, g));
-    this.encoder = this.registerModule("encoder", new Encoder(c.encLayers, lc));
-    this.decoder = this.registerModule("decoder", new MarkovDecoder(c.decLayers, lc));
+    const p = buildEncoderDecoderParts(this, c, (n, lc) => new MarkovDecoder(n, lc));
+    const g = p.g;
+    this.dropoutGenerator = p.dropoutGenerator;
+    [this.srcEmbed, this.tgtEmbed, this.positions, this.encoder, this.decoder] = [p.srcEmbed, p.tgtEmbed, p.positions, p.encoder, p.decoder];
     if (!c.tieEmbeddings && !c.tieOutput) {
       this.outProj = this.registerModule("outProj", new Linear(c.dModel, c.tgtVocab, { bias: false, generator: g }));
     }

@@ -16,15 +16,14 @@
 import { fmt, Generator, noGrad, type Tensor } from "../../core/index.ts";
 import { Dropout } from "../layers/dropout.ts";
 import { Embedding } from "../layers/embedding.ts";
-import type { LayerConfig } from "../layers/encoder-layer.ts";
 import type { Activation } from "../layers/feed-forward.ts";
 import { Linear } from "../layers/linear.ts";
 import type { PositionalEncoding } from "../layers/positions.ts";
-import { embedTokens, makePositions, projectTokens } from "../layers/token-io.ts";
+import { embedTokens, projectTokens } from "../layers/token-io.ts";
 import { Module } from "../module.ts";
 import type { OptionTable } from "../options.ts";
 import { checkFields, type ModelKind, type NonAutoregressiveModel } from "./kinds.ts";
-import { Decoder, Encoder, LIMITS, transformerConfig, transformerParameters, type TransformerConfig } from "./transformer.ts";
+import { buildEncoderDecoderParts, Decoder, Encoder, LIMITS, transformerConfig, transformerParameters, type TransformerConfig } from "./transformer.ts";
 
 export type NatInput = "mask" | "copy";
 
@@ -57,21 +56,10 @@ export class NATransformer extends Module implements NonAutoregressiveModel {
     super();
     checkNatConfig(config);
     const c = (this.config = { ...config });
-    const g = new Generator(c.seed);
-    this.dropoutGenerator = new Generator(`${c.seed}:dropout`);
-    const lc: LayerConfig = {
-      dModel: c.dModel, heads: c.heads, ffn: c.ffn, dropout: c.dropout, attnDropout: c.attnDropout,
-      activation: c.activation, generator: g, dropoutGenerator: this.dropoutGenerator,
-    };
-    if (c.tieEmbeddings) {
-      this.srcEmbed = this.tgtEmbed = this.registerModule("embed", new Embedding(c.srcVocab, c.dModel, { generator: g }));
-    } else {
-      this.srcEmbed = this.registerModule("srcEmbed", new Embedding(c.srcVocab, c.dModel, { generator: g }));
-      this.tgtEmbed = this.registerModule("tgtEmbed", new Embedding(c.tgtVocab, c.dModel, { generator: g }));
-    }
-    this.positions = this.registerModule("positions", makePositions(c.positions, c.maxLen, c.dModel, g));
-    this.encoder = this.registerModule("encoder", new Encoder(c.encLayers, lc));
-    this.decoder = this.registerModule("decoder", new Decoder(c.decLayers, lc));
+    const p = buildEncoderDecoderParts(this, c, (n, lc) => new Decoder(n, lc));
+    const g = p.g;
+    this.dropoutGenerator = p.dropoutGenerator;
+    [this.srcEmbed, this.tgtEmbed, this.positions, this.encoder, this.decoder] = [p.srcEmbed, p.tgtEmbed, p.positions, p.encoder, p.decoder];
     if (c.upsample === 0) this.lengthHead = this.registerModule("lengthHead", new Linear(c.dModel, c.maxLen, { generator: g }));
     this.drop = this.registerModule("drop", new Dropout(c.dropout, this.dropoutGenerator));
   }

@@ -131,6 +131,31 @@ export class Decoder extends Module {
   }
 }
 
+// The parts every encoder-decoder here shares, registered on `m` in a fixed order (embeddings,
+// positions, encoder, decoder) from one generator: the same config and seed give the same initial
+// weights and the same parameter names, whichever model kind builds them. The caller registers
+// what follows (an output projection or a length head, then the dropout).
+export function buildEncoderDecoderParts<D extends Module>(m: Module, c: TransformerConfig, makeDecoder: (layers: number, lc: LayerConfig) => D) {
+  const g = new Generator(c.seed);
+  const dropoutGenerator = new Generator(`${c.seed}:dropout`);
+  const lc: LayerConfig = {
+    dModel: c.dModel, heads: c.heads, ffn: c.ffn, dropout: c.dropout, attnDropout: c.attnDropout,
+    activation: c.activation, generator: g, dropoutGenerator,
+  };
+  const reg = <M extends Module>(name: string, x: M) => (m as unknown as { registerModule: (n: string, x: M) => M }).registerModule(name, x);
+  let srcEmbed: Embedding, tgtEmbed: Embedding;
+  if (c.tieEmbeddings) {
+    srcEmbed = tgtEmbed = reg("embed", new Embedding(c.srcVocab, c.dModel, { generator: g }));
+  } else {
+    srcEmbed = reg("srcEmbed", new Embedding(c.srcVocab, c.dModel, { generator: g }));
+    tgtEmbed = reg("tgtEmbed", new Embedding(c.tgtVocab, c.dModel, { generator: g }));
+  }
+  const positions = reg("positions", makePositions(c.positions, c.maxLen, c.dModel, g));
+  const encoder = reg("encoder", new Encoder(c.encLayers, lc));
+  const decoder = reg("decoder", makeDecoder(c.decLayers, lc));
+  return { g, dropoutGenerator, srcEmbed, tgtEmbed, positions, encoder, decoder };
+}
+
 export class Transformer extends Module implements EncoderDecoderModel {
   readonly family = "encoder-decoder" as const;
   readonly config: TransformerConfig;
@@ -148,21 +173,10 @@ export class Transformer extends Module implements EncoderDecoderModel {
     super();
     checkConfig(config);
     const c = (this.config = { ...config });
-    const g = new Generator(c.seed);
-    this.dropoutGenerator = new Generator(`${c.seed}:dropout`);
-    const lc: LayerConfig = {
-      dModel: c.dModel, heads: c.heads, ffn: c.ffn, dropout: c.dropout, attnDropout: c.attnDropout,
-      activation: c.activation, generator: g, dropoutGenerator: this.dropoutGenerator,
-    };
-    if (c.tieEmbeddings) {
-      this.srcEmbed = this.tgtEmbed = this.registerModule("embed", new Embedding(c.srcVocab, c.dModel, { generator: g }));
-    } else {
-      this.srcEmbed = this.registerModule("srcEmbed", new Embedding(c.srcVocab, c.dModel, { generator: g }));
-      this.tgtEmbed = this.registerModule("tgtEmbed", new Embedding(c.tgtVocab, c.dModel, { generator: g }));
-    }
-    this.positions = this.registerModule("positions", makePositions(c.positions, c.maxLen, c.dModel, g));
-    this.encoder = this.registerModule("encoder", new Encoder(c.encLayers, lc));
-    this.decoder = this.registerModule("decoder", new Decoder(c.decLayers, lc));
+    const p = buildEncoderDecoderParts(this, c, (n, lc) => new Decoder(n, lc));
+    const g = p.g;
+    this.dropoutGenerator = p.dropoutGenerator;
+    [this.srcEmbed, this.tgtEmbed, this.positions, this.encoder, this.decoder] = [p.srcEmbed, p.tgtEmbed, p.positions, p.encoder, p.decoder];
     if (!c.tieEmbeddings && !c.tieOutput) {
       this.outProj = this.registerModule("outProj", new Linear(c.dModel, c.tgtVocab, { bias: false, generator: g }));
     }

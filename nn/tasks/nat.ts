@@ -24,7 +24,7 @@ import type { OptionTable } from "../options.ts";
 import type { BpeTokenizer } from "../tokenizer/bpe.ts";
 import type { TrainConfig } from "../train/config.ts";
 import type { PreparedTask, Task } from "./task.ts";
-import { parallelBatches, readParallelCorpus, TRANSLATION_OPTIONS } from "./translation.ts";
+import { parallelBatches, parallelProblems, readParallelCorpus, TRANSLATION_OPTIONS } from "./translation.ts";
 
 const pick = (keys: string[]): OptionTable => Object.fromEntries(keys.map((k) => [k, TRANSLATION_OPTIONS[k]]));
 
@@ -188,11 +188,7 @@ export const natTask: Task = {
   defaultModel: "cmlm",
   options: OPTIONS,
   check: (c) => {
-    const p: string[] = [];
-    if (c.src === c.tgt) p.push(`\`src\` and \`tgt\` must differ, both are "${c.src}"`);
-    const mst = c.maxSentenceTokens as number;
-    if (typeof c.maxLen === "number" && mst + 1 > c.maxLen) p.push(`\`maxSentenceTokens\` ${mst} needs \`maxLen\` ≥ ${mst + 1}, got ${c.maxLen}`);
-    if (mst + 1 > c.maxTokens) p.push(`\`maxSentenceTokens\` ${mst} needs \`maxTokens\` ≥ ${mst + 1}, got ${c.maxTokens}`);
+    const p = parallelProblems(c);
     const isCtc = c.model === "ctc";
     if (isCtc !== (c.loss === "ctc")) p.push(isCtc ? "a `model` ctc trains with `loss` ctc" : `\`loss\` ctc needs \`model\` ctc (got ${c.model})`);
     if (c.decoder === "mask-predict" && c.model !== "cmlm") p.push("`decoder` mask-predict needs `model` cmlm");

@@ -149,6 +149,17 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, trainText: TextPair[], valid
   };
 }
 
+// The relations every task on a parallel corpus checks.
+export function parallelProblems(c: TrainConfig): string[] {
+  const p: string[] = [];
+  if (c.src === c.tgt) p.push(`\`src\` and \`tgt\` must differ, both are "${c.src}"`);
+  const mst = c.maxSentenceTokens as number;
+  // A target of n tokens takes n + 1 positions (bos … / … eos) and n + 1 padded batch slots.
+  if (typeof c.maxLen === "number" && mst + 1 > c.maxLen) p.push(`\`maxSentenceTokens\` ${mst} needs \`maxLen\` ≥ ${mst + 1}, got ${c.maxLen}`);
+  if (mst + 1 > c.maxTokens) p.push(`\`maxSentenceTokens\` ${mst} needs \`maxTokens\` ≥ ${mst + 1}, got ${c.maxTokens}`);
+  return p;
+}
+
 function encoderDecoder(m: AnyModel): EncoderDecoderModel {
   if (!isEncoderDecoder(m)) throw new Error(`translation needs an encoder-decoder model, got a ${m.family} model`);
   return m;
@@ -160,14 +171,6 @@ export const translationTask: Task = {
   family: "encoder-decoder",
   defaultModel: "transformer",
   options: TRANSLATION_OPTIONS,
-  check: (c) => {
-    const p: string[] = [];
-    if (c.src === c.tgt) p.push(`\`src\` and \`tgt\` must differ, both are "${c.src}"`);
-    const mst = c.maxSentenceTokens as number;
-    // A target of n tokens takes n + 1 positions (bos … / … eos) and n + 1 padded batch slots.
-    if (typeof c.maxLen === "number" && mst + 1 > c.maxLen) p.push(`\`maxSentenceTokens\` ${mst} needs \`maxLen\` ≥ ${mst + 1}, got ${c.maxLen}`);
-    if (mst + 1 > c.maxTokens) p.push(`\`maxSentenceTokens\` ${mst} needs \`maxTokens\` ≥ ${mst + 1}, got ${c.maxTokens}`);
-    return p;
-  },
+  check: parallelProblems,
   readData,
 };
