@@ -17,6 +17,7 @@ export interface DecoderLayerInputs {
   selfCache?: KVCache;
   crossCache?: KVCache;
   window?: number; // self-attention window (Markov Transformer); undefined = full causal
+  selfAttnBias?: Tensor; // additive [T, cached + T] replacing the causal mask (a token tree)
 }
 
 export class DecoderLayer extends Module {
@@ -44,7 +45,7 @@ export class DecoderLayer extends Module {
   // x: [B, T, D] → [B, T, D]
   forward(x: Tensor, inp: DecoderLayerInputs = {}): Tensor {
     const s = this.selfAttn.forward(this.selfNorm.forward(x), {
-      causal: true, window: inp.window, keyPaddingMask: inp.selfPadMask, cache: inp.selfCache,
+      causal: true, window: inp.window, keyPaddingMask: inp.selfPadMask, cache: inp.selfCache, attnBias: inp.selfAttnBias,
     });
     let h = x.add(this.drop.forward(s));
     if (this.crossAttn) {
