@@ -6,3 +6,5 @@ export { scoreTargets } from "./score.ts";
 export { decodeCorpus, toOneLine, translateLines, type CorpusOptions, type TranslateResult } from "./corpus.ts";
 export { DEFAULT_BANNED } from "./common.ts";
 export { argmaxAllowed, checkSampling, drawFrom, generate, samplingDistribution, type Generation, type GenerateOptions, type SamplingRule } from "./generate.ts";
+export { generationSetup, type GenerationSetup } from "./generate.ts";
+export * from "./speculative/index.ts";
