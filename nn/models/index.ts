@@ -4,4 +4,5 @@ import "./registry.ts";
 export * from "./kinds.ts";
 export { LIMITS, Transformer, padMask, transformerConfig, transformerKind, transformerParameters, type TransformerConfig } from "./transformer.ts";
 export { LM_BENCH_CONFIG, TransformerLM, lmConfig, lmKind, lmParameters, type LMConfig } from "./lm.ts";
+export { GlideDraft, glideKind, glideParameters, glimpseMask, glideTargetOf, type GlideConfig } from "./glide.ts";
 export { loadModelDir, readModelDirConfig, saveModelDir, MODEL_DIR_FILES, MODEL_DIR_FORMAT, MODEL_DIR_VERSION, type DecodingDefaults, type ModelDir, type ModelDirConfig } from "./model-dir.ts";

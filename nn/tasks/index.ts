@@ -1,11 +1,14 @@
 // Training tasks: one registration line each. A new task is its own file plus one line here.
+import { glideTask } from "./glide.ts";
 import { lmTask } from "./lm.ts";
 import { registerTask } from "./task.ts";
 import { translationTask } from "./translation.ts";
 
 registerTask(translationTask);
 registerTask(lmTask);
+registerTask(glideTask);
 
 export * from "./task.ts";
-export { lmTask, paragraphs, textFiles } from "./lm.ts";
+export { encodeStream, lmTask, paragraphs, readText, textFiles } from "./lm.ts";
+export { glideTask } from "./glide.ts";
 export { corpusFiles, sha256, translationTask } from "./translation.ts";
