@@ -15,6 +15,7 @@ export interface Drafter {
   readonly vocab: number;
   readonly maxLen: number; // the draft cannot feed a token at this position or beyond
   readonly length: number; // positions in the draft's cache
+  readonly cache: DecodeCache; // the draft's own cache (for inspection; the drafter manages it)
   // Feeds tokens at positions length … length + n − 1 and returns the logits [V] after the last.
   // `target` is the target's cache (a GliDe draft reads it; an LM draft ignores it).
   feed(tokens: readonly number[], target: DecodeCache): Promise<Float32Array>;
@@ -33,7 +34,7 @@ async function readLast(out: Tensor): Promise<Float32Array> {
 }
 
 abstract class CachedDrafter {
-  protected cache: DecodeCache;
+  cache: DecodeCache;
   constructor(protected readonly m: { createCache(): DecodeCache }) {
     this.cache = m.createCache();
   }

@@ -35,6 +35,16 @@ export interface SpeculativeOptions extends GenerateOptions {
   cape?: { bins?: readonly number[] };
   // Acceptance rules; the default is the exact one (tests pass broken ones as negative controls).
   rules?: AcceptRules;
+  // Called after every round, once both caches are rolled back (tests, notebooks).
+  onRound?: (r: RoundInfo) => void;
+}
+
+export interface RoundInfo {
+  tree: TokenTree; // the root and the proposals verified
+  path: number[]; // the accepted nodes from the root (node indices of `tree`)
+  emitted: number[]; // the tokens this round produced (an eos included)
+  committed: readonly number[]; // context + tokens so far (the last is the next root)
+  cache: DecodeCache; // the target's cache: every committed token but the last
 }
 
 export interface SpeculativeGeneration extends Generation {
@@ -114,6 +124,7 @@ export async function speculativeGenerate(target: CausalLM, drafter: Drafter | u
             break;
           }
         }
+        opts.onRound?.({ tree, path, emitted, committed, cache });
         if (done) break;
       }
     } finally {

@@ -7,11 +7,12 @@ import { getModelKind, lmKind, modelKinds, registerModelKind, transformerKind } 
 
 const FC = { seed: 17, numRuns: 25 };
 
-test("registry: both shipped kinds, unknown kinds named, no double registration", () => {
-  assert.equal(modelKinds(), ["transformer", "lm"]);
+test("registry: the shipped kinds, unknown kinds named, no double registration", () => {
+  assert.equal(modelKinds(), ["transformer", "lm", "glide"]);
   assert.is(getModelKind("transformer").family, "encoder-decoder");
   assert.is(getModelKind("lm").family, "causal-lm");
-  assert.throws(() => getModelKind("rnn"), /unknown model kind "rnn"; registered kinds: transformer, lm/);
+  assert.is(getModelKind("glide").family, "glide-draft");
+  assert.throws(() => getModelKind("rnn"), /unknown model kind "rnn"; registered kinds: transformer, lm, glide/);
   assert.throws(() => registerModelKind(lmKind), /a model kind "lm" is already registered/);
 });
 
