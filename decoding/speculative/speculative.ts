@@ -5,7 +5,8 @@
 // positions [0, t) — everything but the root x_t:
 //   1. draft   the drafter catches up on the committed tokens it has not seen and proposes up to γ
 //              tokens, one pass each (greedy; sampled from its q at temperature > 0); with CaPE it
-//              also offers, at each depth, the extra top-k candidates its confidence calls for.
+//              also offers, at each depth, the extra top-k candidates its confidence calls for
+//              (deterministic given the draft: tested as point masses after the chain token).
 //   2. verify  one target pass over the root and the proposals (a chain: the causal mask; a tree:
 //              the tree mask, positions by depth) gives the target's p at every node.
 //   3. accept  from the root down: greedy takes the child equal to the target's argmax; sampling
@@ -143,13 +144,17 @@ export async function speculativeGenerate(target: CausalLM, drafter: Drafter | u
       for (let d = 1; d <= depth; d++) {
         let next: number;
         if (bins) {
-          // The draft's own distribution (temperature 1) gives its confidence and the candidates;
-          // every candidate is deterministic given the draft, so each is tested as a point mass.
-          const q = samplingDistribution(logits, UNIT, banned)!;
-          const cands = topK(q, capeBudget(q[argmaxAllowed(logits, banned)], bins));
-          next = cands[0];
-          const chainNode = addNode(tree, parent, next, null, true);
-          for (const c of cands.slice(1)) addNode(tree, parent, c, null, false);
+          // The draft's own distribution at temperature 1 gives its confidence and the extra
+          // candidates (as in the paper). Greedy: the chain is its argmax. Sampling: the chain
+          // token is drawn from the draft's q under the sampling rule and tested with
+          // min(1, p/q); the extra candidates are deterministic given the draft and are tested,
+          // point-mass style, against what is left of p — each test keeps the remainder exact.
+          const unit = samplingDistribution(logits, UNIT, banned)!;
+          const k = capeBudget(unit[argmaxAllowed(logits, banned)], bins);
+          const q = samplingDistribution(logits, rule, banned);
+          next = q === null ? argmaxAllowed(logits, banned) : drawFrom(q, random());
+          const chainNode = addNode(tree, parent, next, q, true);
+          for (const c of topK(unit, k).filter((c) => c !== next).slice(0, k - 1)) addNode(tree, parent, c, null, false);
           parent = chainNode;
         } else {
           const q = samplingDistribution(logits, rule, banned);
