@@ -33,6 +33,7 @@ const OPTIONS: OptionTable = {
   labelSmoothing: { spec: { kind: "number", min: 0, max: 0.99 }, default: 0, help: "label smoothing" },
   gamma: { spec: { kind: "int", min: 1, max: 64 }, default: 4, help: "speculative decoding default saved with the draft: tokens drafted per round", resumable: true },
   capeBins: { spec: { kind: "string", nonEmpty: true }, default: "8,8,8,6,6,6,4,4,2,2", help: "CaPE default saved with the draft: tokens verified per depth by draft confidence (10 counts)", resumable: true },
+  method: { spec: { kind: "enum", values: ["glide", "glide-cape"] }, default: "glide-cape", help: "speculative decoding default saved with the draft: with or without CaPE", resumable: true },
 };
 
 // sha256 of a file's bytes.
@@ -104,7 +105,7 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, dir: string, targetSha: stri
       const nll = crossEntropy(logits, y, { reduction: "sum" });
       return cat([smoothed.reshape(1), nll.reshape(1)]);
     },
-    exportInfo: () => ({ decoding: { gamma: c.gamma as number, capeBins: c.capeBins as string, blockSize, targetSha256: targetSha } }),
+    exportInfo: () => ({ decoding: { method: c.method as string, gamma: c.gamma as number, capeBins: c.capeBins as string, blockSize, targetSha256: targetSha } }),
     dispose: () => {
       held?.dispose();
       held = undefined;

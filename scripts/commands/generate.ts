@@ -22,7 +22,7 @@ const SPEC: FlagSpec = {
   "top-p": { spec: { kind: "number", min: 0, max: 1, above: true }, value: "P", help: "nucleus sampling: keep the most probable tokens up to mass P (default: the model's)" },
   seed: { spec: { kind: "int", min: 0, max: 0xffffffff }, value: "N", help: "seed of the draws (prompt i uses seed:i)", default: 0 },
   draft: { spec: { kind: "string", nonEmpty: true }, value: "DIR", help: "a draft model directory (kind lm with the target's tokenizer, or glide): speculative decoding" },
-  method: { spec: { kind: "enum", values: ["plain", "vanilla", "vanilla-cape", "glide", "glide-cape"] }, value: "M", help: "plain, vanilla[-cape] (an lm draft), glide[-cape] (a glide draft); default: plain without --draft, else vanilla or glide-cape" },
+  method: { spec: { kind: "enum", values: ["plain", "vanilla", "vanilla-cape", "glide", "glide-cape"] }, value: "M", help: "plain, vanilla[-cape] (an lm draft), glide[-cape] (a glide draft); default: plain without --draft, else the draft's decoding.method, else vanilla or glide-cape" },
   gamma: { spec: { kind: "int", min: 1, max: 64 }, value: "N", help: "tokens drafted per target pass (default: the draft's, else 4)" },
   "cape-bins": { spec: { kind: "string", nonEmpty: true }, value: "K,K,…", help: "CaPE: tokens verified per depth by draft confidence, 10 counts for 0–0.1 … 0.9–1 (default: the draft's, else 8,8,8,6,6,6,4,4,2,2)" },
   jsonl: { spec: { kind: "bool" }, help: "one JSON object per prompt: text, tokens, targetCalls, stopped (with --draft also method, tokensPerCall, draftCalls)" },
@@ -65,8 +65,11 @@ function loadDrafter(dir: string, target: ModelDir<CausalLM>, targetDir: string,
     throw new UsageError(`hasten generate: ${msg}`);
   };
   if (JSON.stringify(d.tokenizer.toJSON()) !== JSON.stringify(target.tokenizer.toJSON())) fail(`the draft ${dir} has another tokenizer than the target; train it with --tokenizer <target>/tokenizer.json (lm) or --target <target> (glide)`);
+  // A draft directory may name its own best method (decoding.method), e.g. after benchmarking it.
+  const saved = d.config.decoding.method;
+  const preferred = (ok: readonly Method[], dflt: Method): Method => method ?? (typeof saved === "string" && (ok as readonly string[]).includes(saved) ? (saved as Method) : dflt);
   if (isGlideDraft(d.model)) {
-    const m = method ?? "glide-cape";
+    const m = preferred(["glide", "glide-cape"], "glide-cape");
     if (m !== "glide" && m !== "glide-cape") fail(`--method ${m} needs an lm draft; ${dir} holds a glide draft (use --method glide or glide-cape)`);
     const tc = target.config.config as { layers?: number; heads?: number; dModel?: number };
     const dc = d.model.config;
@@ -81,7 +84,7 @@ function loadDrafter(dir: string, target: ModelDir<CausalLM>, targetDir: string,
     return { drafter: glideDrafter(d.model), method: m, draft: d };
   }
   if (isCausalLM(d.model)) {
-    const m = method ?? "vanilla";
+    const m = preferred(["vanilla", "vanilla-cape"], "vanilla");
     if (m !== "vanilla" && m !== "vanilla-cape") fail(`--method ${m} needs a glide draft; ${dir} holds an lm draft (use --method vanilla or vanilla-cape)`);
     return { drafter: lmDrafter(d.model), method: m, draft: d };
   }

@@ -1,7 +1,7 @@
 // `hasten generate --draft DIR --method …`: at temperature 0 every method prints exactly the text
 // of --method plain; --jsonl adds the tokens each target pass produced; wrong pairings of draft,
 // target and method are usage errors (exit code 2) that say what to do.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "uvu";
@@ -58,6 +58,12 @@ test("temperature 0: every method prints exactly the text of --method plain", as
   const def = await run([...common, "--draft", dirs.glide, "--jsonl"]);
   assert.ok(def.records!.every((r) => r.method === "glide-cape"));
   assert.ok((await run([...common, "--draft", dirs.lm, "--jsonl"])).records!.every((r) => r.method === "vanilla"));
+  // …unless the draft directory names its own (decoding.method).
+  const cfgPath = join(dirs.glide, "config.json");
+  const cfg = JSON.parse(readFileSync(cfgPath, "utf8"));
+  writeFileSync(cfgPath, JSON.stringify({ ...cfg, decoding: { ...cfg.decoding, method: "glide" } }));
+  assert.ok((await run([...common, "--draft", dirs.glide, "--jsonl"])).records!.every((r) => r.method === "glide"));
+  writeFileSync(cfgPath, JSON.stringify(cfg));
 });
 
 test("--jsonl with a draft: method, tokens per target pass and draft passes; plain records keep their fields", async () => {
