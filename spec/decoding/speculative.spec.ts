@@ -174,6 +174,32 @@ test("rollback: after every round both caches equal a fresh forward over the com
   }), { seed: 5, numRuns: 15 });
 });
 
+test("rollback with a GliDe draft: its cache keeps exactly the committed tokens it fed (one layer: keys independent of the glimpse)", async () => {
+  const target = tinyLM(21), glide = tinyGlide(22, target);
+  const d = glideDrafter(glide);
+  let rounds = 0;
+  await speculativeGenerate(target, d, [3, 4], {
+    temperature: 1, seed: 4, gamma: 3, cape: {}, maxNewTokens: 16, banned: [], eosId: 11,
+    onRound: (r) => {
+      rounds++;
+      if (r.emitted.includes(11)) return;
+      assertCacheIs(r.cache, target, r.committed.slice(0, -1) as number[], `round ${rounds}: target`);
+      // A fresh GliDe pass over the same tokens (any glimpse: layer 0's keys come before it).
+      const fresh = glide.createCache(), none = target.createCache();
+      const ids = r.committed.slice(0, d.length) as number[];
+      noGrad(() => tidy(() => void glide.forward(tensor([ids], { dtype: "int32" }), { glimpse: none, cache: fresh })));
+      const got = (d.cache as DecoderCache).self[0].keys!.dataSync(), want = fresh.self[0].keys!.dataSync();
+      assert.is(got.length, want.length, `round ${rounds}: draft length`);
+      for (let j = 0; j < got.length; j++) assert.ok(Math.abs(got[j] - want[j]) <= 1e-4 * (1 + Math.abs(want[j])), `round ${rounds}: draft key ${j}`);
+      fresh.dispose();
+      none.dispose();
+    },
+  });
+  assert.ok(rounds > 1);
+  target.dispose();
+  glide.dispose();
+});
+
 test("CaPE budget: non-increasing in confidence; the greedy token first; candidates distinct; nodes = 1 + Σk", () => {
   for (let c = 0; c < 1; c += 0.05) assert.ok(capeBudget(c) >= capeBudget(c + 0.05), `c ${c}`);
   assert.equal([capeBudget(0), capeBudget(0.35), capeBudget(0.7), capeBudget(0.95), capeBudget(1)], [8, 6, 4, 2, 2]);
