@@ -1,8 +1,8 @@
 // The acceptance rules that make speculative decoding lossless: whatever the draft proposes, the
 // emitted token is distributed exactly as the target's p.
 //
-// A sampled proposal x ~ q (Leviathan et al. 2023, §2.3; Chen et al. 2023, Alg. 2): accept with
-// probability min(1, p(x)/q(x)); on rejection draw from the residual norm(max(0, p − q)). Then
+// A sampled proposal x ~ q (speculative sampling: Leviathan et al. 2023; Chen et al. 2023): accept
+// with probability min(1, p(x)/q(x)); on rejection draw from the residual norm(max(0, p − q)). Then
 //   P(emit y) = min(p, q)(y) + (1 − Σ min(p, q)) · (p − q)⁺(y) / Σ (p − q)⁺ = p(y),
 // since Σ (p − q)⁺ = 1 − Σ min(p, q): the rejection mass is exactly what the residual needs.
 //
@@ -85,7 +85,7 @@ export function acceptanceProbability(p: ArrayLike<number>, q: ArrayLike<number>
 }
 
 // Expected tokens per target call when each of γ proposals is accepted independently with
-// probability α (Leviathan et al. 2023, eq. 1): E[τ] = (1 − α^(γ+1)) / (1 − α).
+// probability α (Leviathan et al. 2023): E[τ] = (1 − α^(γ+1)) / (1 − α).
 export function expectedTokensPerCall(alpha: number, gamma: number): number {
   return alpha >= 1 ? gamma + 1 : (1 - alpha ** (gamma + 1)) / (1 - alpha);
 }

@@ -1,4 +1,5 @@
-// Draft trees and how one target pass verifies them (CaPE, Du et al. 2024, §4).
+// Draft trees and how one target pass verifies them (CaPE, Du et al. 2024; the authors' code,
+// generate_medusa_buffers_joint_llama and tree_decoding_joint_llama).
 //
 // Node 0 is the root: the last committed token, not yet in the target's cache, at position L (the
 // cache length). A node at depth d sits at position L + d. Nodes are stored in linearised order —

@@ -1,4 +1,4 @@
-// GliDe's cross-attention (Du et al. 2024, §3): a draft token attends to the keys and values a
+// GliDe's cross-attention (Du et al. 2024): a draft token attends to the keys and values a
 // target LM has already cached, used as they are. Only the query and output projections are
 // learned; the keys and values are the target's own, in the target's heads and head width:
 //

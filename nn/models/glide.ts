@@ -1,5 +1,5 @@
-// GliDe: a draft model that glimpses the target's KV cache (Du et al. 2024, "GliDe with a CaPE",
-// §3; the authors' code, glide/glideModel.py). A small causal decoder whose every layer has, between
+// GliDe: a draft model that glimpses the target's KV cache (Du et al. 2024, "GliDe with a CaPE";
+// the authors' code, glide/glideModel.py). A small causal decoder whose every layer has, between
 // its self-attention and its feed-forward block, a cross-attention to the keys and values the
 // target LM cached during its last verification:
 //

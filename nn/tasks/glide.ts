@@ -1,4 +1,4 @@
-// Training a GliDe draft for a frozen target LM (Du et al. 2024, §3; the authors' ds_train_glide.py).
+// Training a GliDe draft for a frozen target LM (Du et al. 2024; the authors' ds_train_glide.py).
 //
 // The text is read and batched as for language modelling (nn/tasks/lm.ts). Each batch:
 //   1. the target runs over the input under noGrad, filling a KV cache: K_ℓ, V_ℓ [B, H, T, Dh]
