@@ -16,7 +16,7 @@ import { benchOptions, formatSection, machineLine, parseFlags, wasmGemmPath, typ
 import { opsBench } from "./op-overhead.ts";
 import { trainBench } from "./train-step.ts";
 
-const BENCHES = ["train", "decode", "ops", "matmul", "translate"] as const;
+const BENCHES = ["train", "decode", "ops", "matmul", "translate", "speculative"] as const;
 type Bench = (typeof BENCHES)[number];
 
 const flags = parseFlags(process.argv.slice(2), "bench/run");
@@ -52,6 +52,12 @@ const runners: Record<Exclude<Bench, "matmul">, (o: BenchOptions) => Promise<Sec
   decode: decodeBench,
   ops: opsBench,
   translate: async (o) => (await import("./translate-decode.ts")).translateBench(o),
+  // The default model directories (models/lm-austen, draft-austen, glide-austen); a table saying
+  // they are missing otherwise. Its two tables are printed as one section.
+  speculative: async (o) => {
+    const s = await (await import("./speculative.ts")).speculativeBench({ ...o, prompts: o.quick ? 4 : 20, newTokens: o.quick ? 32 : 96, gamma: 4, promptTokens: 32, tiny: false });
+    return s.length === 1 ? s[0] : { title: s.map(formatSection).join("\n\n"), header: [], rows: [], notes: [] };
+  },
 };
 
 const gemmPath = wasmGemmPath(getWasmRuntime().fma);

@@ -96,8 +96,21 @@ export function bannedMask(V: number, ids: readonly number[], who: string, eosId
   return m;
 }
 
-export async function generate(model: CausalLM, prompt: ArrayLike<number>, opts: GenerateOptions = {}): Promise<Generation> {
-  const who = "generate";
+// What every sampler of a causal LM checks and derives from its options: the limits, the sampling
+// rule, the banned ids and the context (bos + prompt, cut to the model's context).
+export interface GenerationSetup {
+  V: number;
+  maxLen: number;
+  maxNew: number;
+  rule: SamplingRule;
+  bosId: number;
+  eosId: number;
+  banned: Uint8Array;
+  gen: Generator;
+  context: number[];
+}
+
+export function generationSetup(model: CausalLM, prompt: ArrayLike<number>, opts: GenerateOptions, who: string): GenerationSetup {
   const V = model.config.vocab, maxLen = model.config.maxLen;
   const maxNew = opts.maxNewTokens ?? 100;
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new Error(`${who}: maxNewTokens must be an integer >= 0, got ${maxNew}`);
@@ -115,6 +128,11 @@ export async function generate(model: CausalLM, prompt: ArrayLike<number>, opts:
   // left for the first new token).
   const all = [bosId, ...Array.from(prompt)];
   const context = all.length > maxLen - 1 ? all.slice(all.length - (maxLen - 1)) : all;
+  return { V, maxLen, maxNew, rule, bosId, eosId, banned, gen, context };
+}
+
+export async function generate(model: CausalLM, prompt: ArrayLike<number>, opts: GenerateOptions = {}): Promise<Generation> {
+  const { V, maxLen, maxNew, rule, eosId, banned, gen, context } = generationSetup(model, prompt, opts, "generate");
   const backend = backendOf(model);
   return inEvalMode(model, async () => {
     const cache = model.createCache();

@@ -8,3 +8,5 @@ export { ctcCollapse, defaultNatDecoder, natDecode, type NatDecodeOptions, type 
 export { DEFAULT_BANNED } from "./common.ts";
 export { argmaxAllowed, checkSampling, drawFrom, generate, samplingDistribution, type Generation, type GenerateOptions, type SamplingRule } from "./generate.ts";
 export { distillLines, type DistillOptions, type DistillResult } from "./distill.ts";
+export { generationSetup, type GenerationSetup } from "./generate.ts";
+export * from "./speculative/index.ts";

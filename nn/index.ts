@@ -11,6 +11,7 @@ export { FeedForward, type Activation } from "./layers/feed-forward.ts";
 export { MASKED, MultiHeadAttention, causalBias, scaledDotProductAttention, type AttentionOptions } from "./layers/attention.ts";
 export { DecoderCache, KVCache } from "./layers/kv-cache.ts";
 export { RingKVCache } from "./layers/ring-kv-cache.ts";
+export { GlimpseAttention } from "./layers/glimpse-attention.ts";
 export { EncoderLayer, type LayerConfig } from "./layers/encoder-layer.ts";
 export { DecoderLayer, type DecoderLayerInputs } from "./layers/decoder-layer.ts";
 

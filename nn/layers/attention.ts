@@ -28,6 +28,10 @@ export interface AttentionOptions {
   // Self-attention: new keys/values are appended and queries start at position cache.length.
   // Cross-attention: filled from memory on first use, then reused instead of projecting memory.
   cache?: KVCache;
+  // An additive bias [Tq, Tk] (or [B, 1, Tq, Tk]) that replaces the causal/window mask: 0 where a
+  // key is visible, MASKED where not. The caller's mask encodes causality itself — e.g. a token
+  // tree verified in one pass, where a node sees the cache, its ancestors and itself.
+  attnBias?: Tensor;
 }
 
 // The [Tq, Tk] additive bias of a causal (optionally windowed) mask for queries at absolute
@@ -133,7 +137,13 @@ export class MultiHeadAttention extends Module {
     let bias: Tensor | undefined;
     // A single new query at the end of the cache sees every key unless a window cuts it off.
     const allVisible = tq === 1 && offset === tk - 1 && (window === undefined || window >= tk);
-    if (causal && !allVisible) bias = causalBias(tq, tk, offset, window, x.backend); // [Tq, Tk]
+    if (opts.attnBias) {
+      const ab = opts.attnBias, s = ab.shape;
+      const ok = (ab.ndim === 2 && s[0] === tq && s[1] === tk) || (ab.ndim === 4 && s[0] === b && s[1] === 1 && s[2] === tq && s[3] === tk);
+      if (!ok) throw new Error(`MultiHeadAttention: attnBias must be [Tq, Tk] = [${tq}, ${tk}] or [${b}, 1, ${tq}, ${tk}], got ${fmt(s)}`);
+      if (window !== undefined) throw new Error("MultiHeadAttention: attnBias replaces the causal/window mask; do not pass a window with it");
+      bias = ab;
+    } else if (causal && !allVisible) bias = causalBias(tq, tk, offset, window, x.backend); // [Tq, Tk]
     const pad = opts.keyPaddingMask;
     if (pad) {
       if (pad.shape.join() !== [b, tk].join()) throw new Error(`MultiHeadAttention: keyPaddingMask must be [B, Tk] = [${b}, ${tk}], got ${fmt(pad.shape)}`);

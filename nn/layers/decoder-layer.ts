@@ -18,6 +18,7 @@ export interface DecoderLayerInputs {
   crossCache?: KVCache;
   window?: number; // self-attention window (Markov Transformer); undefined = full causal
   causal?: boolean; // false: every position sees every other (non-autoregressive decoders); default true
+  selfAttnBias?: Tensor; // additive [T, cached + T] replacing the causal mask (a token tree)
 }
 
 export class DecoderLayer extends Module {
@@ -45,7 +46,7 @@ export class DecoderLayer extends Module {
   // x: [B, T, D] → [B, T, D]
   forward(x: Tensor, inp: DecoderLayerInputs = {}): Tensor {
     const s = this.selfAttn.forward(this.selfNorm.forward(x), {
-      causal: inp.causal ?? true, window: inp.window, keyPaddingMask: inp.selfPadMask, cache: inp.selfCache,
+      causal: inp.causal ?? true, window: inp.window, keyPaddingMask: inp.selfPadMask, cache: inp.selfCache, attnBias: inp.selfAttnBias,
     });
     let h = x.add(this.drop.forward(s));
     if (this.crossAttn) {

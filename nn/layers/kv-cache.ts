@@ -7,7 +7,7 @@
 // Cached tensors are keep()-ed, so they survive the tidy() of each decoding step; replacing one
 // frees the old buffer. The cache is inference-only: appending tensors that carry a gradient
 // graph would free buffers the graph still needs, so that is refused.
-import { cat, fmt, isGradEnabled, keep, type Tensor } from "../../core/index.ts";
+import { cat, fmt, isGradEnabled, keep, tensor, type Tensor } from "../../core/index.ts";
 
 function checkIndex(who: string, index: Tensor): void {
   if (index.dtype !== "int32" || index.ndim !== 1) throw new Error(`${who}: index must be a 1-D int32 tensor of batch rows, got ${index.dtype}${fmt(index.shape)}`);
@@ -53,6 +53,26 @@ export class KVCache {
     if (!this.k || length === this.length) return;
     if (length === 0) return this.clear();
     this.replace(this.k.narrow(2, 0, length), this.v!.narrow(2, 0, length));
+  }
+
+  // Keeps the listed positions, in that order: the cache becomes positions.length long. After a
+  // token tree is verified in one pass, speculative decoding keeps the cache before the tree and
+  // the accepted path's nodes, which need not be contiguous.
+  select(positions: ArrayLike<number>): void {
+    const n = this.length;
+    let prefix = 0; // positions 0 … prefix − 1 kept in place need no copy when that is all
+    for (let i = 0; i < positions.length; i++) {
+      const p = positions[i];
+      if (!Number.isInteger(p) || p < 0 || p >= n) throw new Error(`KVCache.select: position ${p} is outside the cache [0, ${n})`);
+      if (p === i && prefix === i) prefix++;
+    }
+    if (prefix === positions.length) return this.truncate(prefix);
+    const idx = tensor(Int32Array.from(positions), { dtype: "int32", backend: this.k!.backend });
+    try {
+      this.replace(this.k!.indexSelect(2, idx), this.v!.indexSelect(2, idx));
+    } finally {
+      idx.dispose();
+    }
   }
 
   // Row i of the new cache is row index[i] of the old one (beam search: hypothesis i continues
@@ -101,6 +121,11 @@ export class DecoderCache {
 
   truncate(length: number): void {
     for (const c of this.self) c.truncate(length);
+  }
+
+  // Keeps the listed positions of every self-attention cache, in that order (KVCache.select).
+  select(positions: ArrayLike<number>): void {
+    for (const c of this.self) c.select(positions);
   }
 
   // Reorders self and cross caches alike. The caller reorders its own copies of the memory and

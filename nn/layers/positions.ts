@@ -22,6 +22,22 @@ export abstract class PositionalEncoding extends Module {
   readonly bounded: boolean = true;
   // → [length, D]
   abstract forward(length: number, offset?: number): Tensor;
+
+  // Rows at arbitrary positions p₀ … p_{T−1} → [T, D]. The tokens of a tree verified in one pass
+  // sit at position cache.length + depth, not at consecutive positions.
+  select(positions: ArrayLike<number>): Tensor {
+    const all = this.forward(this.maxLen, 0);
+    return all.indexSelect(0, indexOf(positions, this.maxLen, all));
+  }
+}
+
+// Host positions as an int32 index on the table's backend, each checked against maxLen.
+function indexOf(positions: ArrayLike<number>, maxLen: number, like: Tensor): Tensor {
+  for (let i = 0; i < positions.length; i++) {
+    const p = positions[i];
+    if (!Number.isInteger(p) || p < 0 || p >= maxLen) throw new Error(`PositionalEncoding.select: position ${p} is outside [0, ${maxLen})`);
+  }
+  return tensor(Int32Array.from(positions), { dtype: "int32", backend: like.backend });
 }
 
 // PE[p, 2i] = sin(p / 10000^(2i/D)),  PE[p, 2i+1] = cos(p / 10000^(2i/D)). Each pair of dims is a
@@ -42,6 +58,10 @@ export class SinusoidalPositions extends PositionalEncoding {
     checkRange("SinusoidalPositions", length, offset, Infinity);
     if (offset + length <= this.maxLen) return this.table.narrow(0, offset, length);
     return tensor(sinusoidalRows(offset, length, this.dim), { shape: [length, this.dim], backend: this.table.backend });
+  }
+
+  override select(positions: ArrayLike<number>): Tensor {
+    return this.table.indexSelect(0, indexOf(positions, this.maxLen, this.table));
   }
 
   protected override disposeExtra(): void {
@@ -75,5 +95,9 @@ export class LearnedPositions extends PositionalEncoding {
   forward(length: number, offset = 0): Tensor {
     checkRange("LearnedPositions", length, offset, this.maxLen);
     return this.weight.narrow(0, offset, length);
+  }
+
+  override select(positions: ArrayLike<number>): Tensor {
+    return this.weight.indexSelect(0, indexOf(positions, this.maxLen, this.weight));
   }
 }

@@ -14,9 +14,12 @@ export function makePositions(kind: PositionsKind, maxLen: number, dModel: numbe
   return kind === "learned" ? new LearnedPositions(maxLen, dModel, { generator }) : new SinusoidalPositions(maxLen, dModel);
 }
 
-// ids [B, T] int32 → [B, T, D]; `offset` is the position of ids[:, 0] (cache length when decoding).
-export function embedTokens(embed: Embedding, positions: PositionalEncoding, drop: Dropout, ids: Tensor, offset: number): Tensor {
-  const x = embed.forward(ids).mul(Math.sqrt(embed.dim)).add(positions.forward(ids.shape[1], offset));
+// ids [B, T] int32 → [B, T, D]; `offset` is the position of ids[:, 0] (cache length when decoding),
+// or `at` gives each token's position (a token tree: cache length + depth).
+export function embedTokens(embed: Embedding, positions: PositionalEncoding, drop: Dropout, ids: Tensor, offset: number, at?: ArrayLike<number>): Tensor {
+  if (at !== undefined && at.length !== ids.shape[1]) throw new Error(`embedTokens: ${at.length} positions for ${ids.shape[1]} tokens`);
+  const pos = at === undefined ? positions.forward(ids.shape[1], offset) : positions.select(at);
+  const x = embed.forward(ids).mul(Math.sqrt(embed.dim)).add(pos);
   return drop.forward(x);
 }
 

@@ -6,4 +6,5 @@ export { LIMITS, Transformer, padMask, transformerConfig, transformerKind, trans
 export { MarkovTransformer, markovBias, markovConfig, markovKind, markovMask, positionRange, type MarkovConfig, type MarkovVariant } from "./markov.ts";
 export { LM_BENCH_CONFIG, TransformerLM, lmConfig, lmKind, lmParameters, type LMConfig } from "./lm.ts";
 export { NATransformer, cmlmKind, copyIndex, ctcKind, natParameters, natVanillaKind, type NatConfig } from "./nat.ts";
+export { GlideDraft, glideKind, glideParameters, glimpseMask, glideTargetOf, type GlideConfig } from "./glide.ts";
 export { loadModelDir, readModelDirConfig, saveModelDir, MODEL_DIR_FILES, MODEL_DIR_FORMAT, MODEL_DIR_VERSION, type DecodingDefaults, type ModelDir, type ModelDirConfig } from "./model-dir.ts";

@@ -7,10 +7,13 @@ import type { OptionTable, OptionValue } from "../options.ts";
 
 // An incremental decoding state (KV caches). reorder(index): row i continues old row index[i]
 // (beam search, dropping finished rows); truncate(n) rolls back to n positions (speculative decoding).
+// select(positions) keeps the listed positions in that order (after a token tree is verified in
+// one pass: the cache before the tree plus the accepted path); caches without it cannot verify trees.
 export interface DecodeCache {
   readonly length: number; // positions decoded so far: the position of the next token
   reorder(index: Tensor): void;
   truncate(length: number): void;
+  select?(positions: ArrayLike<number>): void;
   dispose(): void;
 }
 
@@ -35,13 +38,27 @@ export interface EncoderDecoderModel extends ModelBase {
   decodeStep(last: Tensor, memory: Tensor, memoryPadMask: Tensor | undefined, cache: DecodeCache): Tensor;
 }
 
+// What a causal LM's forward pass accepts besides the ids.
+export interface CausalLMForwardOptions {
+  cache?: DecodeCache;
+  padMask?: Tensor;
+  // Self-attention mask over [cached keys, new keys], replacing the causal mask: [T, cache.length + T]
+  // (or [B, 1, T, cache.length + T]); float32 additive (0 visible, a large negative number hidden)
+  // or int32 with 1 where visible. A token tree verified in one pass: each node sees the cache,
+  // its ancestors and itself.
+  attnMask?: Tensor;
+  // Absolute position of each new token ([T], the same for every row); default cache.length + i.
+  // Tree nodes sit at cache.length + depth.
+  positions?: ArrayLike<number>;
+}
+
 // A decoder-only language model.
 export interface CausalLM extends ModelBase {
   readonly family: "causal-lm";
   readonly config: { readonly vocab: number; readonly maxLen: number };
   // ids [B, T] → logits [B, T, V]. With a cache, ids are the next positions (a prompt, or several
   // draft tokens to verify at once), the first at position cache.length.
-  forward(ids: Tensor, opts?: { cache?: DecodeCache; padMask?: Tensor }): Tensor;
+  forward(ids: Tensor, opts?: CausalLMForwardOptions): Tensor;
   createCache(): DecodeCache;
   // last [B] int32 → next-token logits [B, V]; appends one position to the cache.
   decodeStep(last: Tensor, cache: DecodeCache): Tensor;
@@ -64,7 +81,32 @@ export interface NonAutoregressiveModel extends ModelBase {
   decodeParallel(decIn: Tensor, memory: Tensor, memoryPadMask: Tensor | undefined, tgtPadMask?: Tensor, fromSource?: boolean): Tensor;
 }
 
-export type AnyModel = EncoderDecoderModel | CausalLM | NonAutoregressiveModel;
+
+// A GliDe draft model (Du et al. 2024): a small causal decoder whose layers also attend, through a
+// cross-attention with learned query and output projections only, to the keys and values a target
+// LM has cached — its "glimpse" of the target. It never runs alone: every pass takes the target's
+// cache.
+export interface GlideDraftModel extends ModelBase {
+  readonly family: "glide-draft";
+  readonly config: {
+    readonly vocab: number;
+    readonly maxLen: number;
+    readonly layers: number;
+    readonly targetLayers: number; // the target this draft reads: its layers, heads, head width
+    readonly targetHeads: number;
+    readonly targetHeadDim: number;
+  };
+  // ids [B, T] → logits [B, T, V]. glimpse: the target's cache (positions [0, L)); with a cache,
+  // ids are the draft's next positions. A token at absolute position p sees the target positions
+  // j < min(L, B·⌊p/B⌋) with B = blockSize (default 1: everything the target had cached before
+  // it); blockSize > 1 is the training mask that makes teacher forcing match drafting from a cache
+  // up to B − 1 tokens stale.
+  forward(ids: Tensor, opts: { glimpse: DecodeCache; cache?: DecodeCache; blockSize?: number }): Tensor;
+  createCache(): DecodeCache;
+}
+
+
+export type AnyModel = EncoderDecoderModel | CausalLM | NonAutoregressiveModel | GlideDraftModel;
 export type ModelFamily = AnyModel["family"];
 
 // What a tokenizer must agree with: every listed vocabulary size, and the padding id.
@@ -118,6 +160,10 @@ export function isNonAutoregressive(m: AnyModel): m is NonAutoregressiveModel {
 
 export function isCausalLM(m: AnyModel): m is CausalLM {
   return m.family === "causal-lm";
+}
+
+export function isGlideDraft(m: AnyModel): m is GlideDraftModel {
+  return m.family === "glide-draft";
 }
 
 // Strict field check shared by the kinds' check(): exactly these keys, each present.

@@ -6,6 +6,7 @@
 // positions only (one token for plain decoding, k draft tokens at once for speculative
 // decoding, after which `cache.truncate()` rolls back the rejected ones).
 import { fmt, Generator, noGrad, type Tensor } from "../../core/index.ts";
+import { MASKED } from "../layers/attention.ts";
 import { DecoderLayer } from "../layers/decoder-layer.ts";
 import { Dropout } from "../layers/dropout.ts";
 import { Embedding } from "../layers/embedding.ts";
@@ -18,7 +19,7 @@ import type { PositionalEncoding } from "../layers/positions.ts";
 import { embedTokens, makePositions, paramCount, projectTokens } from "../layers/token-io.ts";
 import { Module, ModuleList } from "../module.ts";
 import type { OptionTable } from "../options.ts";
-import { checkFields, type CausalLM, type DecodeCache, type ModelKind } from "./kinds.ts";
+import { checkFields, type CausalLM, type CausalLMForwardOptions, type DecodeCache, type ModelKind } from "./kinds.ts";
 import { LIMITS } from "./transformer.ts";
 
 export interface LMConfig {
@@ -107,18 +108,31 @@ export class TransformerLM extends Module implements CausalLM {
 
   // ids: [B, T] int32 → logits [B, T, V]. With a cache (inference, under noGrad) ids are the next
   // positions, the first at position cache.length. padMask: [B, T] (with a cache [B, cached + T]),
-  // nonzero at padding; needed only for left padding.
-  forward(ids: Tensor, opts: { cache?: DecodeCache; padMask?: Tensor } = {}): Tensor {
+  // nonzero at padding; needed only for left padding. attnMask and positions: a token tree
+  // verified in one pass (CausalLMForwardOptions).
+  forward(ids: Tensor, opts: CausalLMForwardOptions = {}): Tensor {
     if (ids.dtype !== "int32" || ids.ndim !== 2) throw new Error(`TransformerLM: expected [B, T] int32 token ids, got ${ids.dtype}${fmt(ids.shape)}`);
     const { padMask } = opts;
     const cache = opts.cache as DecoderCache | undefined;
-    let x = embedTokens(this.embed, this.positions, this.drop, ids, cache?.length ?? 0); // [B, T, D]
+    const bias = opts.attnMask && this.maskBias(opts.attnMask, ids.shape[1], (cache?.length ?? 0) + ids.shape[1]);
+    if (bias && this.config.window !== undefined) throw new Error("TransformerLM: attnMask replaces the causal mask and cannot be combined with an attention window");
+    let x = embedTokens(this.embed, this.positions, this.drop, ids, cache?.length ?? 0, opts.positions); // [B, T, D]
     let i = 0;
     for (const layer of this.layers) {
-      x = layer.forward(x, { selfPadMask: padMask, selfCache: cache?.self[i], window: this.config.window });
+      x = layer.forward(x, { selfPadMask: padMask, selfCache: cache?.self[i], window: this.config.window, selfAttnBias: bias });
       i++;
     }
     return projectTokens(this.norm.forward(x), (this.outProj ?? this.embed).weight); // [B, T, V]
+  }
+
+  // An attention mask as the additive bias attention adds: float32 passes through, int32 1/0
+  // (visible/hidden) becomes 0/MASKED.
+  private maskBias(m: Tensor, t: number, tk: number): Tensor {
+    const s = m.shape;
+    if (!((m.ndim === 2 && s[0] === t && s[1] === tk) || (m.ndim === 4 && s[1] === 1 && s[2] === t && s[3] === tk))) {
+      throw new Error(`TransformerLM: attnMask must be [T, cached + T] = [${t}, ${tk}] (or [B, 1, ${t}, ${tk}]), got ${fmt(s)}`);
+    }
+    return m.dtype === "int32" ? m.eq(0).mul(MASKED) : m;
   }
 
   createCache(): DecoderCache {

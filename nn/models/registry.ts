@@ -1,5 +1,6 @@
 // The model kinds Hasten ships: one registration line each. A new kind is its own file (its class,
 // config check and descriptor) plus one line here.
+import { glideKind } from "./glide.ts";
 import { registerModelKind } from "./kinds.ts";
 import { lmKind } from "./lm.ts";
 import { markovKind } from "./markov.ts";
@@ -12,3 +13,4 @@ registerModelKind(markovKind);
 registerModelKind(cmlmKind);
 registerModelKind(natVanillaKind);
 registerModelKind(ctcKind);
+registerModelKind(glideKind);

@@ -64,7 +64,10 @@ export function paragraphs(text: string): string[] {
   return out;
 }
 
-function readData(c: TrainConfig): TaskData {
+// The paragraphs of the training files, split into training and validation (the last
+// `validFraction` of each file), and a fingerprint of the files. Shared with tasks that train on
+// the same text (glide).
+export function readText(c: TrainConfig): { train: string[]; valid: string[]; fingerprint: string } {
   const files = textFiles(c);
   const frac = c.validFraction as number;
   const train: string[] = [], valid: string[] = [];
@@ -78,15 +81,20 @@ function readData(c: TrainConfig): TaskData {
     // A loop, not push(...): a file may hold more paragraphs than V8 accepts as arguments.
     for (let i = 0; i < ps.length; i++) (i < ps.length - nValid ? train : valid).push(ps[i]);
   }
+  return { train, valid, fingerprint: sha256(Buffer.concat(hash)) };
+}
+
+function readData(c: TrainConfig): TaskData {
+  const { train, valid, fingerprint } = readText(c);
   return {
-    fingerprint: sha256(Buffer.concat(hash)),
+    fingerprint,
     tokenizerLines: () => train,
     prepare: (tok, cfg) => prepare(tok, cfg, train, valid),
   };
 }
 
 // bos p₁ eos bos p₂ eos … as one Int32Array.
-function encodeStream(tok: BpeTokenizer, ps: string[]): Int32Array {
+export function encodeStream(tok: BpeTokenizer, ps: string[]): Int32Array {
   const parts: ArrayLike<number>[] = [];
   let n = 0;
   for (const p of ps) {

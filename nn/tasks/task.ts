@@ -42,6 +42,8 @@ export interface TaskData {
   fingerprint: string;
   // Encode with the run's tokenizer and set up batching.
   prepare(tokenizer: BpeTokenizer, c: TrainConfig): PreparedTask;
+  // The vocabulary is the task's to choose, not learned (a draft model uses its target's).
+  fixedTokenizer?: BpeTokenizer;
 }
 
 export interface PreparedTask<B = unknown> {
@@ -58,6 +60,8 @@ export interface PreparedTask<B = unknown> {
   validExtra?(model: AnyModel, hooks: TaskHooks): Promise<ValidExtra>;
   // What the model directory records about the task: {src, tgt, decoding defaults}.
   exportInfo(): { src?: string; tgt?: string; decoding: DecodingDefaults };
+  // Frees what the task holds besides the model (a frozen target model); called once at the end.
+  dispose?(): void;
 }
 
 export interface Task {

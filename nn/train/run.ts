@@ -74,6 +74,7 @@ export async function train(overrides: Record<string, unknown>, opts: { resume?:
     } finally {
       model.dispose();
       optimizer.dispose();
+      p.dispose?.();
     }
 
     async function runLoop(): Promise<Omit<TrainResult, "removedOrphans">> {

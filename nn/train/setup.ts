@@ -90,7 +90,7 @@ export interface TokenizerChoice {
   tokenizer: BpeTokenizer;
   json: string;
   sha256: string;
-  source: "checkpoint" | "init" | "file" | "cached" | "learned";
+  source: "checkpoint" | "init" | "file" | "cached" | "learned" | "task";
 }
 
 function loadTokenizer(path: string): { tokenizer: BpeTokenizer; json: string } {
@@ -101,7 +101,7 @@ function loadTokenizer(path: string): { tokenizer: BpeTokenizer; json: string } 
 // The vocabulary: the checkpoint's on resume (the run folder's tokenizer.json must agree), a given
 // `tokenizer` file, the cached one from an earlier start of this run, or a new BPE learned from
 // the task's lines.
-export function chooseTokenizer(c: TrainConfig, files: RunFiles, data: { fingerprint: string; tokenizerLines(): string[] }, savedTokenizerJson: string | null, saved: CheckpointState | null): TokenizerChoice {
+export function chooseTokenizer(c: TrainConfig, files: RunFiles, data: { fingerprint: string; tokenizerLines(): string[]; fixedTokenizer?: BpeTokenizer }, savedTokenizerJson: string | null, saved: CheckpointState | null): TokenizerChoice {
   if (saved && savedTokenizerJson !== null) {
     const tokenizer = BpeTokenizer.fromJSON(JSON.parse(savedTokenizerJson));
     const json = JSON.stringify(tokenizer.toJSON());
@@ -121,6 +121,11 @@ export function chooseTokenizer(c: TrainConfig, files: RunFiles, data: { fingerp
     if (c.tokenizer) throw new Error("`init` and `tokenizer` both set: a fine-tuning run uses the initial model's tokenizer");
     const t = loadTokenizer(path);
     return { ...t, sha256: sha256(t.json), source: "init" };
+  }
+  // A task that fixes the vocabulary (a draft trained for a target uses the target's).
+  if (data.fixedTokenizer) {
+    const json = JSON.stringify(data.fixedTokenizer.toJSON());
+    return { tokenizer: data.fixedTokenizer, json, sha256: sha256(json), source: "task" };
   }
   if (c.tokenizer) {
     if (!existsSync(c.tokenizer as string)) throw new Error(`\`tokenizer\`: file not found: ${c.tokenizer}`);

@@ -8,11 +8,13 @@ import { getModelKind, lmKind, modelKinds, registerModelKind, transformerKind } 
 const FC = { seed: 17, numRuns: 25 };
 
 test("registry: the shipped kinds, unknown kinds named, no double registration", () => {
-  assert.equal(modelKinds(), ["transformer", "lm", "markov", "cmlm", "nat", "ctc"]);
+  assert.equal(modelKinds(), ["transformer", "lm", "markov", "cmlm", "nat", "ctc", "glide"]);
   assert.is(getModelKind("transformer").family, "encoder-decoder");
   assert.is(getModelKind("lm").family, "causal-lm");
   assert.is(getModelKind("markov").family, "encoder-decoder");
-  assert.throws(() => getModelKind("rnn"), /unknown model kind "rnn"; registered kinds: transformer, lm/);
+  assert.is(getModelKind("cmlm").family, "non-autoregressive");
+  assert.is(getModelKind("glide").family, "glide-draft");
+  assert.throws(() => getModelKind("rnn"), /unknown model kind "rnn"; registered kinds: transformer, lm, markov, cmlm, nat, ctc, glide/);
   assert.throws(() => registerModelKind(lmKind), /a model kind "lm" is already registered/);
 });
 

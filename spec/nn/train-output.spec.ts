@@ -9,6 +9,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { noGrad, tensor, tidy } from "../../core/index.ts";
 import { readSafetensors } from "../../core/safetensors.ts";
+import type { EncoderDecoderModel } from "../../nn/models/kinds.ts";
 import { loadModelDir } from "../../nn/models/model-dir.ts";
 import { loadCheckpoint } from "../../nn/train/checkpoint.ts";
 import { readLog, TrainLog, type LogEntry } from "../../nn/train/log.ts";
@@ -91,9 +92,9 @@ test("model/: F16 weights that load with loadModelDir and compute what the train
   const exact = loadModelDir(join(out, "model"));
   const ck = loadCheckpoint(join(out, "checkpoint.safetensors"));
   exact.model.loadStateDict(ck.model);
-  const logits = (m: typeof exported.model) => noGrad(() => tidy(() =>
+  const logits = (m: EncoderDecoderModel) => noGrad(() => tidy(() =>
     Array.from(m.forward(tensor([[10, 11, 12]], { dtype: "int32" }), tensor([[1, 13]], { dtype: "int32" })).dataSync())));
-  const a = logits(exported.model), b = logits(exact.model);
+  const a = logits(exported.model as EncoderDecoderModel), b = logits(exact.model as EncoderDecoderModel);
   // F16 keeps 11 significant bits: each weight is within 2⁻¹¹ relative of the float32 one.
   let maxDiff = 0;
   for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]) / (1 + Math.abs(b[i])));
