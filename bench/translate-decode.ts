@@ -20,6 +20,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setBackend } from "../core/backend.ts";
 import { getWasmRuntime } from "../core/backends/wasm/index.ts";
 import { decodeCorpus } from "../decoding/index.ts";
 import { findDataDir, isEncoderDecoder, loadModelDir, multi30kFiles, readLines, type EncoderDecoderModel, type ModelDir } from "../nn/index.ts";
@@ -130,6 +131,9 @@ export async function translateBench(o: BenchOptions & { model?: string; sentenc
   ];
   const modelDir = resolve(o.model ?? DEFAULT_MODEL);
   const notes: string[] = [];
+  // Hasten's contenders run on the wasm backend, whatever an earlier benchmark in this process
+  // left selected (the training benchmark ends on the plain-TypeScript cpu backend).
+  setBackend("wasm");
   const loaded = loadModelDir(modelDir);
   if (!isEncoderDecoder(loaded.model)) throw new Error(`${modelDir} is not a translation model`);
   const m = loaded as ModelDir<EncoderDecoderModel>;
