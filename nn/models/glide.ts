@@ -199,16 +199,17 @@ export function glimpseMask(offset: number, T: number, L: number, B: number, bac
 
 const FIELDS = ["vocab", "dModel", "heads", "ffn", "layers", "dropout", "attnDropout", "activation", "maxLen", "positions", "tieEmbeddings", "targetLayers", "targetHeads", "targetHeadDim", "seed"];
 
+const L = lmKind.options;
 const OPTIONS: OptionTable = {
-  dModel: { spec: { kind: "int", min: 1, max: LIMITS.dModel }, default: 256, help: "draft width" },
-  heads: { spec: { kind: "int", min: 1, max: LIMITS.heads }, default: 4, help: "draft self-attention heads (the glimpse uses the target's)" },
-  ffn: { spec: { kind: "int", min: 1, max: LIMITS.ffn }, default: 1024, help: "feed-forward width" },
+  dModel: { ...L.dModel, help: "draft width" },
+  heads: { ...L.heads, help: "draft self-attention heads (the glimpse uses the target's)" },
+  ffn: L.ffn,
   layers: { spec: { kind: "int", min: 1, max: LIMITS.layers }, default: 1, help: "draft layers; layer i reads the target's layer (its layers − these + i)" },
-  dropout: { spec: { kind: "number", min: 0, max: 0.99 }, default: 0.1, help: "residual/embedding dropout" },
-  attnDropout: { spec: { kind: "number", min: 0, max: 0.99 }, default: 0, help: "self-attention-weight dropout" },
-  activation: { spec: { kind: "enum", values: ["relu", "gelu"] }, default: "gelu", help: "feed-forward activation" },
-  positions: { spec: { kind: "enum", values: ["sinusoidal", "learned"] }, default: "learned", help: "position encoding" },
-  tieEmbeddings: { spec: { kind: "bool" }, default: true, help: "output projection = token embedding" },
+  dropout: L.dropout,
+  attnDropout: { ...L.attnDropout, help: "self-attention-weight dropout" },
+  activation: L.activation,
+  positions: L.positions,
+  tieEmbeddings: L.tieEmbeddings,
   maxLen: { spec: { kind: "int", min: 0, max: LIMITS.maxLen }, default: 0, help: "longest context (0: the target's)" },
 };
 

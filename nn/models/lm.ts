@@ -20,7 +20,7 @@ import { embedTokens, makePositions, paramCount, projectTokens } from "../layers
 import { Module, ModuleList } from "../module.ts";
 import type { OptionTable } from "../options.ts";
 import { checkFields, type CausalLM, type CausalLMForwardOptions, type DecodeCache, type ModelKind } from "./kinds.ts";
-import { LIMITS } from "./transformer.ts";
+import { LIMITS, TRANSFORMER_OPTIONS } from "./transformer.ts";
 
 export interface LMConfig {
   vocab: number;
@@ -152,16 +152,17 @@ export class TransformerLM extends Module implements CausalLM {
 // The stored config keeps every field (window: null when absent, since JSON has no undefined).
 const FIELDS = ["vocab", "dModel", "heads", "ffn", "layers", "dropout", "attnDropout", "activation", "maxLen", "positions", "tieEmbeddings", "window", "seed"];
 
+const T = TRANSFORMER_OPTIONS;
 const OPTIONS: OptionTable = {
-  dModel: { spec: { kind: "int", min: 1, max: LIMITS.dModel }, default: 256, help: "model width" },
-  heads: { spec: { kind: "int", min: 1, max: LIMITS.heads }, default: 4, help: "attention heads" },
-  ffn: { spec: { kind: "int", min: 1, max: LIMITS.ffn }, default: 1024, help: "feed-forward width" },
+  dModel: T.dModel,
+  heads: T.heads,
+  ffn: T.ffn,
   layers: { spec: { kind: "int", min: 0, max: LIMITS.layers }, default: 4, help: "decoder layers" },
-  dropout: { spec: { kind: "number", min: 0, max: 0.99 }, default: 0.1, help: "residual/embedding dropout" },
-  attnDropout: { spec: { kind: "number", min: 0, max: 0.99 }, default: 0, help: "attention-weight dropout" },
-  activation: { spec: { kind: "enum", values: ["relu", "gelu"] }, default: "gelu", help: "feed-forward activation" },
-  positions: { spec: { kind: "enum", values: ["sinusoidal", "learned"] }, default: "learned", help: "position encoding" },
-  tieEmbeddings: { spec: { kind: "bool" }, default: true, help: "output projection = token embedding" },
+  dropout: T.dropout,
+  attnDropout: T.attnDropout,
+  activation: { ...T.activation, default: "gelu" },
+  positions: { ...T.positions, default: "learned" },
+  tieEmbeddings: { ...T.tieEmbeddings, help: "output projection = token embedding" },
   maxLen: { spec: { kind: "int", min: 2, max: LIMITS.maxLen }, default: 256, help: "longest context the positions cover" },
   window: { spec: { kind: "int", min: 0 }, default: 0, help: "attend only to the last N positions (0: all)" },
 };

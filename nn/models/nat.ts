@@ -23,7 +23,7 @@ import { embedTokens, projectTokens } from "../layers/token-io.ts";
 import { Module } from "../module.ts";
 import type { OptionTable } from "../options.ts";
 import { checkFields, type ModelKind, type NonAutoregressiveModel } from "./kinds.ts";
-import { buildEncoderDecoderParts, Decoder, Encoder, LIMITS, transformerConfig, transformerParameters, type TransformerConfig } from "./transformer.ts";
+import { buildEncoderDecoderParts, Decoder, Encoder, LIMITS, TRANSFORMER_OPTIONS, transformerConfig, transformerParameters, type TransformerConfig } from "./transformer.ts";
 
 export type NatInput = "mask" | "copy";
 
@@ -128,17 +128,8 @@ const FIELDS = ["srcVocab", "tgtVocab", "dModel", "heads", "ffn", "encLayers", "
   "tieEmbeddings", "tieOutput", "padId", "seed", "decoderInput", "upsample", "maskId"];
 
 const COMMON: OptionTable = {
-  dModel: { spec: { kind: "int", min: 1, max: LIMITS.dModel }, default: 256, help: "model width" },
-  heads: { spec: { kind: "int", min: 1, max: LIMITS.heads }, default: 4, help: "attention heads" },
-  ffn: { spec: { kind: "int", min: 1, max: LIMITS.ffn }, default: 1024, help: "feed-forward width" },
-  encLayers: { spec: { kind: "int", min: 0, max: LIMITS.layers }, default: 3, help: "encoder layers" },
-  decLayers: { spec: { kind: "int", min: 1, max: LIMITS.layers }, default: 3, help: "decoder layers" },
-  dropout: { spec: { kind: "number", min: 0, max: 0.99 }, default: 0.1, help: "residual/embedding dropout" },
-  attnDropout: { spec: { kind: "number", min: 0, max: 0.99 }, default: 0, help: "attention-weight dropout" },
-  activation: { spec: { kind: "enum", values: ["relu", "gelu"] }, default: "relu", help: "feed-forward activation" },
-  positions: { spec: { kind: "enum", values: ["sinusoidal", "learned"] }, default: "sinusoidal", help: "position encoding" },
-  tieEmbeddings: { spec: { kind: "bool" }, default: true, help: "share source, target and output embeddings" },
-  maxLen: { spec: { kind: "int", min: 2, max: LIMITS.maxLen }, default: 256, help: "longest sequence the positions (and the length head) cover" },
+  ...TRANSFORMER_OPTIONS,
+  maxLen: { ...TRANSFORMER_OPTIONS.maxLen, help: "longest sequence the positions (and the length head) cover" },
 };
 
 function natKind(name: "cmlm" | "nat" | "ctc", summary: string): ModelKind<NatConfig> {

@@ -231,7 +231,8 @@ export class Transformer extends Module implements EncoderDecoderModel {
 const FIELDS = Object.keys(transformerConfig({ vocab: 1, dModel: 1, heads: 1 })) as (keyof TransformerConfig)[];
 
 // Settings `train` may give; vocabulary, padId and seed come from the tokenizer and the run.
-const OPTIONS: OptionTable = {
+// The other kinds reuse the entries they share (width, heads, dropout, …).
+export const TRANSFORMER_OPTIONS: OptionTable = {
   dModel: { spec: { kind: "int", min: 1, max: LIMITS.dModel }, default: 256, help: "model width" },
   heads: { spec: { kind: "int", min: 1, max: LIMITS.heads }, default: 4, help: "attention heads" },
   ffn: { spec: { kind: "int", min: 1, max: LIMITS.ffn }, default: 1024, help: "feed-forward width" },
@@ -249,7 +250,7 @@ export const transformerKind: ModelKind<TransformerConfig> = {
   name: "transformer",
   family: "encoder-decoder",
   summary: "encoder-decoder Transformer (pre-LN), autoregressive decoding",
-  options: OPTIONS,
+  options: TRANSFORMER_OPTIONS,
   fromOptions: (o, v) => transformerConfig({
     srcVocab: v.size, tgtVocab: v.size, dModel: o.dModel as number, heads: o.heads as number, ffn: o.ffn as number,
     encLayers: o.encLayers as number, decLayers: o.decLayers as number, dropout: o.dropout as number, attnDropout: o.attnDropout as number,
