@@ -50,6 +50,9 @@ export interface CausalLMForwardOptions {
   // Absolute position of each new token ([T], the same for every row); default cache.length + i.
   // Tree nodes sit at cache.length + depth.
   positions?: ArrayLike<number>;
+  // "cache": fill the cache and return no logits (an empty [B, T, 0] tensor): a caller that only
+  // wants the keys and values (a GliDe draft's target) skips the output projection. Default "logits".
+  output?: "logits" | "cache";
 }
 
 // A decoder-only language model.

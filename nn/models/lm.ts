@@ -122,6 +122,7 @@ export class TransformerLM extends Module implements CausalLM {
       x = layer.forward(x, { selfPadMask: padMask, selfCache: cache?.self[i], window: this.config.window, selfAttnBias: bias });
       i++;
     }
+    if (opts.output === "cache") return x.narrow(2, 0, 0); // [B, T, 0]: the cache is what was wanted
     return projectTokens(this.norm.forward(x), (this.outProj ?? this.embed).weight); // [B, T, V]
   }
 

@@ -86,7 +86,7 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, dir: string, targetSha: stri
     const labels = tensor(b.target, { dtype: "int32", shape: b.shape, backend });
     held?.dispose();
     const glimpse = (held = target.createCache());
-    noGrad(() => target.forward(input, { cache: glimpse }).dispose()); // only the keys and values are wanted
+    noGrad(() => target.forward(input, { cache: glimpse, output: "cache" }).dispose()); // only the keys and values are wanted
     return { logits: draft.forward(input, { glimpse, blockSize }), target: labels };
   };
   return {

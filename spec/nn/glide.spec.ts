@@ -142,6 +142,25 @@ const targetDir = join(root, "target");
 const GLIDE = { task: "glide", target: targetDir, data: corpus, dModel: 8, heads: 2, ffn: 16, layers: 1, seqLen: 12, maxTokens: 48, lr: 3e-3, warmup: 2,
   logEvery: 1, evalEvery: 4, checkpointEvery: 0, maxSteps: 4, seed: 2, backend: "cpu", validFraction: 0.1, blockSize: 3, gamma: 3 };
 
+test("a target pass with output \"cache\" fills the cache exactly as a full pass does, and skips the logits", () => {
+  const lm = tinyLM(5);
+  const ids = tensor([[5, 6, 7, 8, 9], [9, 8, 7, 6, 5]], { dtype: "int32" });
+  const full = lm.createCache(), only = lm.createCache();
+  noGrad(() => tidy(() => {
+    lm.forward(ids, { cache: full });
+    const out = lm.forward(ids, { cache: only, output: "cache" });
+    assert.equal(out.shape, [2, 5, 0]);
+  }));
+  assert.is(only.length, full.length);
+  const next = tensor([3, 4], { dtype: "int32" });
+  const [a, b] = noGrad(() => tidy(() => [Array.from(lm.decodeStep(next, full).dataSync()), Array.from(lm.decodeStep(next, only).dataSync())]));
+  assert.equal(b, a, "the next step reads the same keys and values");
+  for (const t of [ids, next]) t.dispose();
+  full.dispose();
+  only.dispose();
+  lm.dispose();
+});
+
 test("train --task glide: the target stays frozen; checkpoints and optimizer state hold only the draft; the export drafts for its target", async () => {
   const before = loadModelDir(targetDir);
   const snapshot = before.model.namedParameters().map(([n, p]) => [n, Array.from(p.dataSync())] as const);
