@@ -5,7 +5,7 @@
 #   run(command="bash scripts/device-run.sh", carry=[".device-kit"], timeout_s=540)
 #
 # It unpacks the kit (Node.js, node_modules, the Vulkan/EGL loaders when the machine lacks them),
-# names the WebGPU adapter, runs the gpujs parity tests on it, then scripts/gpu-report.ts, and
+# names the WebGPU adapter, runs the gpujs parity tests on it, then bench/gpu-report.ts, and
 # writes results and logs to $OUT (default runs/device-out):
 #   device-run.log   everything below, as printed        gpu-report.txt   the report
 #   gpu-report.json  the report's figures                adapter.txt      adapter, driver, loader
@@ -55,7 +55,7 @@ has_system_vulkan() { ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; }
 
 # the report's adapter check; sets probe_rc (0 hardware, 2 software, 3 none)
 probe() {
-  node node_modules/tsx/dist/cli.mjs scripts/gpu-report.ts --probe 2>&1 | grep -v 'artificially reduced' | tee -a "$OUT/adapter.txt"
+  node node_modules/tsx/dist/cli.mjs bench/gpu-report.ts --probe 2>&1 | grep -v 'artificially reduced' | tee -a "$OUT/adapter.txt"
   probe_rc=${PIPESTATUS[0]}
 }
 
@@ -73,7 +73,7 @@ diagnose() {
   done
   ls /usr/local/nvidia/lib64 2>/dev/null | grep -Ei 'GLX_nvidia|vulkan|EGL_nvidia|glcore' | head
   echo "-- the adapter check again with VK_LOADER_DEBUG=error,warn,driver:"
-  VK_LOADER_DEBUG=error,warn,driver node node_modules/tsx/dist/cli.mjs scripts/gpu-report.ts --probe 2>&1 | tail -40
+  VK_LOADER_DEBUG=error,warn,driver node node_modules/tsx/dist/cli.mjs bench/gpu-report.ts --probe 2>&1 | tail -40
 }
 
 main() {
@@ -177,7 +177,7 @@ main() {
   q=()
   [ "$quick" = 1 ] && q=(--quick)
   stamp "gpu-report (budget $budget s) ..."
-  timeout $((budget + 60)) node node_modules/tsx/dist/cli.mjs scripts/gpu-report.ts "${q[@]}" --budget="$budget" \
+  timeout $((budget + 60)) node node_modules/tsx/dist/cli.mjs bench/gpu-report.ts "${q[@]}" --budget="$budget" \
     --json="$OUT/gpu-report.json" ${peers_dir:+--peers="$peers_dir"} --data="$kit/data" "${extra[@]}" 2>&1 \
     | grep --line-buffered -v 'artificially reduced' | tee "$OUT/gpu-report.txt"
   rc=${PIPESTATUS[0]}

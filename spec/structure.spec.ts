@@ -46,14 +46,10 @@ test("imports flow one way: scripts → decoding → nn → core", () => {
   assert.equal(bad, [], bad.join("\n"));
 });
 
-// Measurement tools that report on a backend's internals (the adapter a GPU run used).
-const INTERNALS_ALLOWED = new Set(["scripts/gpu-report.ts"]);
-
 test("above core/, only core/index.ts is imported", () => {
   const bad: string[] = [];
   for (const layer of ["nn", "decoding", "scripts"] as const) {
     for (const file of sources(layer)) {
-      if (INTERNALS_ALLOWED.has(file)) continue;
       for (const spec of imports(file)) {
         if (!spec.startsWith(".")) continue;
         const target = relative(root, resolve(root, file, "..", spec));

@@ -2,9 +2,9 @@
 // cores, in one run. scripts/device-run.sh runs it on the lent GPU machine (scripts/device-kit.sh
 // packs what that needs); anywhere else:
 //
-//   npx tsx scripts/gpu-report.ts [--quick] [--budget=SECONDS] [--json=FILE] [--only=matmul,train,decode,time]
+//   npx tsx bench/gpu-report.ts [--quick] [--budget=SECONDS] [--json=FILE] [--only=matmul,train,decode,time]
 //       [--sizes=256,512,1024,2048,4096] [--batches=16,64,256] [--threads=N] [--data=DIR] [--peers=DIR]
-//   npx tsx scripts/gpu-report.ts --probe [--json=FILE]   # names the WebGPU adapter; exit 0 hardware, 2 software, 3 none
+//   npx tsx bench/gpu-report.ts --probe [--json=FILE]   # names the WebGPU adapter; exit 0 hardware, 2 software, 3 none
 //
 // 1. matmul GFLOP/s, n×n·n×n float32: wall time (submit to finished) and GPU kernel time (WebGPU
 //    timestamp queries), the result checked against wasm's; tfjs-backend-webgpu on the same Dawn
