@@ -33,13 +33,30 @@ async function readLast(out: Tensor): Promise<Float32Array> {
   }
 }
 
+// The cache bookkeeping both drafters share; a drafter supplies only its forward pass over the
+// new tokens ([1, n] ids → [1, n, V] logits).
 abstract class CachedDrafter {
   cache: DecodeCache;
-  constructor(protected readonly m: { createCache(): DecodeCache }) {
+  constructor(protected readonly m: CausalLM | GlideDraftModel) {
     this.cache = m.createCache();
+  }
+  get vocab(): number {
+    return this.m.config.vocab;
+  }
+  get maxLen(): number {
+    return this.m.config.maxLen;
   }
   get length(): number {
     return this.cache.length;
+  }
+  protected abstract pass(ids: Tensor, target: DecodeCache): Tensor;
+  feed(tokens: readonly number[], target: DecodeCache): Promise<Float32Array> {
+    const n = tokens.length, V = this.vocab;
+    if (n === 0) throw new Error("Drafter.feed: no tokens to feed");
+    return readLast(noGrad(() => tidy(() => {
+      const ids = tensor(Int32Array.from(tokens), { dtype: "int32", shape: [1, n], backend: backendOf(this.m) });
+      return this.pass(ids, target).narrow(1, n - 1, 1).reshape(V); // the logits after the last token
+    })));
   }
   truncate(length: number): void {
     this.cache.truncate(length);
@@ -58,19 +75,8 @@ class LMDrafter extends CachedDrafter implements Drafter {
   constructor(readonly model: CausalLM) {
     super(model);
   }
-  get vocab(): number {
-    return this.model.config.vocab;
-  }
-  get maxLen(): number {
-    return this.model.config.maxLen;
-  }
-  feed(tokens: readonly number[]): Promise<Float32Array> {
-    const n = tokens.length, V = this.vocab;
-    if (n === 0) throw new Error("Drafter.feed: no tokens to feed");
-    return readLast(noGrad(() => tidy(() => {
-      const ids = tensor(Int32Array.from(tokens), { dtype: "int32", shape: [1, n], backend: backendOf(this.model) });
-      return this.model.forward(ids, { cache: this.cache }).narrow(1, n - 1, 1).reshape(V);
-    })));
+  protected pass(ids: Tensor): Tensor {
+    return this.model.forward(ids, { cache: this.cache });
   }
 }
 
@@ -79,19 +85,8 @@ class GlideDrafter extends CachedDrafter implements Drafter {
   constructor(readonly model: GlideDraftModel) {
     super(model);
   }
-  get vocab(): number {
-    return this.model.config.vocab;
-  }
-  get maxLen(): number {
-    return this.model.config.maxLen;
-  }
-  feed(tokens: readonly number[], target: DecodeCache): Promise<Float32Array> {
-    const n = tokens.length, V = this.vocab;
-    if (n === 0) throw new Error("Drafter.feed: no tokens to feed");
-    return readLast(noGrad(() => tidy(() => {
-      const ids = tensor(Int32Array.from(tokens), { dtype: "int32", shape: [1, n], backend: backendOf(this.model) });
-      return this.model.forward(ids, { glimpse: target, cache: this.cache }).narrow(1, n - 1, 1).reshape(V);
-    })));
+  protected pass(ids: Tensor, target: DecodeCache): Tensor {
+    return this.model.forward(ids, { glimpse: target, cache: this.cache });
   }
 }
 
