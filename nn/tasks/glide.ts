@@ -13,14 +13,14 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { cat, crossEntropy, noGrad, tensor, type Tensor } from "../../core/index.ts";
+import { crossEntropy, noGrad, tensor, type Tensor } from "../../core/index.ts";
 import { LMBatcher, type LMBatch } from "../data/lm-batcher.ts";
 import { glideTargetOf, isCausalLM, isGlideDraft, loadModelDir, type AnyModel, type CausalLM, type DecodeCache, type GlideDraftModel } from "../models/index.ts";
 import type { OptionTable } from "../options.ts";
 import { BpeTokenizer } from "../tokenizer/bpe.ts";
 import type { TrainConfig } from "../train/config.ts";
 import { encodeStream, readText } from "./lm.ts";
-import type { PreparedTask, Task, TaskData } from "./task.ts";
+import { crossEntropySums, type PreparedTask, type Task, type TaskData } from "./task.ts";
 import { sha256 } from "./translation.ts";
 
 const OPTIONS: OptionTable = {
@@ -101,9 +101,7 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, dir: string, targetSha: stri
     },
     validSums: (m, b) => {
       const { logits, target: y } = run(m, b);
-      const smoothed = crossEntropy(logits, y, { labelSmoothing: ls, reduction: "sum" });
-      const nll = crossEntropy(logits, y, { reduction: "sum" });
-      return cat([smoothed.reshape(1), nll.reshape(1)]);
+      return crossEntropySums(logits, y, { labelSmoothing: ls });
     },
     exportInfo: () => ({ decoding: { method: c.method as string, gamma: c.gamma as number, capeBins: c.capeBins as string, blockSize, targetSha256: targetSha } }),
     dispose: () => {

@@ -8,14 +8,14 @@
 // for a later evaluation, e.g. one novel).
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import { cat, crossEntropy, tensor } from "../../core/index.ts";
+import { crossEntropy, tensor } from "../../core/index.ts";
 import { LMBatcher, type LMBatch } from "../data/lm-batcher.ts";
 import { defaultDataDir } from "../data/paths.ts";
 import { isCausalLM, type AnyModel, type CausalLM } from "../models/index.ts";
 import type { OptionTable } from "../options.ts";
 import type { BpeTokenizer } from "../tokenizer/bpe.ts";
 import type { TrainConfig } from "../train/config.ts";
-import type { PreparedTask, Task, TaskData } from "./task.ts";
+import { crossEntropySums, type PreparedTask, type Task, type TaskData } from "./task.ts";
 import { sha256 } from "./translation.ts";
 
 const OPTIONS: OptionTable = {
@@ -138,9 +138,7 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, trainText: string[], validTe
     },
     validSums: (m, b) => {
       const { logits, target } = run(m, b);
-      const smoothed = crossEntropy(logits, target, { labelSmoothing: ls, reduction: "sum" });
-      const nll = crossEntropy(logits, target, { reduction: "sum" });
-      return cat([smoothed.reshape(1), nll.reshape(1)]);
+      return crossEntropySums(logits, target, { labelSmoothing: ls });
     },
     exportInfo: () => ({ decoding: { maxNewTokens: c.maxNewTokens as number, temperature: c.temperature as number, topP: c.topP as number } }),
   };

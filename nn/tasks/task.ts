@@ -1,7 +1,7 @@
 // A task is a training recipe: which data, how it is batched, the loss of a batch, what
 // validation measures, and what a finished model directory records. One trainer runs every task
 // (nn/train/run.ts). A new task is its own file plus one registration line in nn/tasks/index.ts.
-import type { Tensor } from "../../core/index.ts";
+import { cat, crossEntropy, type Tensor } from "../../core/index.ts";
 import type { AnyModel, DecodingDefaults, ModelFamily } from "../models/index.ts";
 import type { OptionTable, OptionValue } from "../options.ts";
 import type { BpeTokenizer } from "../tokenizer/bpe.ts";
@@ -75,6 +75,14 @@ export interface Task {
   check(c: TrainConfig): string[];
   // Reads and checks the corpus (missing files, empty or misaligned data): nothing is written.
   readData(c: TrainConfig): TaskData;
+}
+
+// validSums for a cross-entropy objective: [summed label-smoothed loss, summed NLL] of one forward.
+export function crossEntropySums(logits: Tensor, target: Tensor, opts: { ignoreIndex?: number; labelSmoothing: number }): Tensor {
+  const ignoreIndex = opts.ignoreIndex ?? -100;
+  const smoothed = crossEntropy(logits, target, { ignoreIndex, labelSmoothing: opts.labelSmoothing, reduction: "sum" });
+  const nll = crossEntropy(logits, target, { ignoreIndex, reduction: "sum" });
+  return cat([smoothed.reshape(1), nll.reshape(1)]);
 }
 
 const tasks = new Map<string, Task>();

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { cat, crossEntropy, tensor, type Tensor } from "../../core/index.ts";
+import { crossEntropy, tensor, type Tensor } from "../../core/index.ts";
 import { Batcher, type Batch } from "../data/batcher.ts";
 import { encodePairs, filterByLength, readParallel, type TextPair } from "../data/corpus.ts";
 import { defaultDataDir } from "../data/paths.ts";
@@ -15,7 +15,7 @@ import { isEncoderDecoder, type AnyModel, type EncoderDecoderModel } from "../mo
 import type { OptionTable } from "../options.ts";
 import type { BpeTokenizer } from "../tokenizer/bpe.ts";
 import type { TrainConfig } from "../train/config.ts";
-import type { PreparedTask, Task, TaskData, TaskHooks } from "./task.ts";
+import { crossEntropySums, type PreparedTask, type Task, type TaskData, type TaskHooks } from "./task.ts";
 
 export const TRANSLATION_OPTIONS: OptionTable = {
   src: { spec: { kind: "string", nonEmpty: true }, default: "de", help: "source language (file suffix)" },
@@ -131,9 +131,7 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, trainText: TextPair[], valid
     },
     validSums: (m, b) => {
       const { logits, tgtOut } = logitsOf(m, b);
-      const smoothed = crossEntropy(logits, tgtOut, { ignoreIndex: b.padId, labelSmoothing: ls, reduction: "sum" });
-      const nll = crossEntropy(logits, tgtOut, { ignoreIndex: b.padId, reduction: "sum" });
-      return cat([smoothed.reshape(1), nll.reshape(1)]);
+      return crossEntropySums(logits, tgtOut, { ignoreIndex: b.padId, labelSmoothing: ls });
     },
     validExtra: async (m, hooks: TaskHooks) => {
       if (!hooks.translate) return { bleu: null, bleuSentences: 0 };
