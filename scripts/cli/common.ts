@@ -66,18 +66,21 @@ export function decodeUtf8(bytes: Uint8Array, source: string, warn: (s: string) 
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     const text = new TextDecoder("utf-8").decode(bytes);
-    let bad = 0;
-    for (const ch of text) if (ch === "\uFFFD") bad++;
-    let at = 0;
-    for (let n = 1; n <= bytes.length; n++) {
-      try {
-        new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, n), { stream: true });
-      } catch {
-        at = n - 1;
-        break;
+    // One pass over both: a decoded character advances the byte offset by its UTF-8 length, and
+    // the first U+FFFD not spelled EF BF BD in the input is where the first bad byte was.
+    const isLiteralFffd = (i: number) => bytes[i] === 0xef && bytes[i + 1] === 0xbf && bytes[i + 2] === 0xbd;
+    let at = -1, off = 0, replaced = 0, literal = 0;
+    for (const ch of text) {
+      if (ch === "\uFFFD") {
+        replaced++;
+        if (at < 0 && !isLiteralFffd(off)) at = off;
       }
+      if (at >= 0) continue;
+      const c = ch.codePointAt(0)!;
+      off += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
     }
-    warn(`hasten ${cmd}: warning: ${source} is not valid UTF-8 (first bad byte at offset ${at}); ${bad} character(s) replaced with U+FFFD\n`);
+    for (let i = 0; i + 2 < bytes.length; i++) if (isLiteralFffd(i)) literal++;
+    warn(`hasten ${cmd}: warning: ${source} is not valid UTF-8 (first bad byte at offset ${at}); ${replaced - literal} character(s) replaced with U+FFFD\n`);
     return text;
   }
 }

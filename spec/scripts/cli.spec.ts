@@ -84,6 +84,11 @@ test("invalid UTF-8 is decoded with U+FFFD and a warning naming the first bad by
   assert.is(text, "ab\uFFFDc\uFFFD");
   assert.equal(warnings, ["hasten translate: warning: input.txt is not valid UTF-8 (first bad byte at offset 2); 2 character(s) replaced with U+FFFD\n"]);
   assert.is(decodeUtf8(Buffer.from("Grüße"), "x", () => assert.unreachable("valid input warns"), "t"), "Grüße");
+  // A literal U+FFFD (EF BF BD) and 2-, 3- and 4-byte characters before the bad byte: the offset
+  // counts their bytes, and the literal one is not counted as replaced.
+  const more: string[] = [];
+  decodeUtf8(Uint8Array.from([0xef, 0xbf, 0xbd, 0xc3, 0xbc, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, 0xff, 0x62]), "y", (s) => more.push(s), "t");
+  assert.equal(more, ["hasten t: warning: y is not valid UTF-8 (first bad byte at offset 12); 1 character(s) replaced with U+FFFD\n"]);
 });
 
 function hasten(args: string[], input = "", opts: { shell?: string } = {}) {
