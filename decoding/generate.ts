@@ -119,7 +119,9 @@ export function generationSetup(model: CausalLM, prompt: ArrayLike<number>, opts
   for (const [k, v] of [["bosId", bosId], ["eosId", eosId]] as const) {
     if (!Number.isInteger(v) || v < 0 || v >= V) throw new Error(`${who}: ${k} must be an id in [0, ${V}), got ${v}`);
   }
-  const banned = bannedMask(V, [0, bosId, ...(opts.banned ?? DEFAULT_BANNED.filter((id) => id < V))].filter((id) => id !== eosId || id === 0), who, eosId);
+  // pad (0) and bos are never emitted; an eos equal to either, or banned, is refused by bannedMask
+  // (generation could then only stop at its length limit), as the translation decoders refuse it.
+  const banned = bannedMask(V, [0, bosId, ...(opts.banned ?? DEFAULT_BANNED.filter((id) => id < V))], who, eosId);
   for (let j = 0; j < prompt.length; j++) {
     if (!Number.isInteger(prompt[j]) || prompt[j] < 0 || prompt[j] >= V) throw new Error(`${who}: prompt position ${j} holds ${prompt[j]}, expected an id in [0, ${V})`);
   }

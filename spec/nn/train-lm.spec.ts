@@ -144,6 +144,14 @@ test("sampling rule: a distribution over allowed ids; top-p keeps the smallest n
   assert.throws(() => checkSampling("t", { temperature: -1 }), /temperature must be a finite number >= 0/);
 });
 
+test("eos is never silently unbanned: banning it, or making it the bos, is refused", async () => {
+  for (const o of [{ banned: [2] }, { bosId: 2 }]) {
+    let err = "";
+    await generate(m.model, [5], { ...o, maxNewTokens: 1 }).catch((e) => (err = (e as Error).message));
+    assert.match(err, /eos \(2\) cannot be banned/, JSON.stringify(o));
+  }
+});
+
 async function run(argv: string[], stdin: string) {
   let stdout = "", stderr = "", code = 0, error: Error | undefined;
   const io: CommandIO = { stdin, stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), stderrIsTTY: false, setExitCode: (c) => (code = c) };
