@@ -13,7 +13,7 @@
 //         length head: the output is the CTC collapse of the T predictions, and the tokenizer's
 //         [MASK] serves as the blank (Libovický & Helcl 2018).
 // The decoder has no causal mask: every position sees every other.
-import { fmt, Generator, noGrad, type Tensor } from "../../core/index.ts";
+import { fmt, Generator, type Tensor } from "../../core/index.ts";
 import { Dropout } from "../layers/dropout.ts";
 import { Embedding } from "../layers/embedding.ts";
 import type { Activation } from "../layers/feed-forward.ts";
@@ -93,14 +93,6 @@ export class NATransformer extends Module implements NonAutoregressiveModel {
     const mask = src.eq(this.config.padId);
     const memory = this.encode(src, mask);
     return this.decodeParallel(decIn, memory, mask, opts.tgtPadMask, this.config.decoderInput === "copy");
-  }
-
-  // Inference helpers run without gradients.
-  inferLength(src: Tensor): Tensor {
-    return noGrad(() => {
-      const mask = src.eq(this.config.padId);
-      return this.predictLength(this.encode(src, mask), mask);
-    });
   }
 }
 
