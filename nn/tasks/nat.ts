@@ -117,7 +117,8 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, corpus: ReturnType<typeof re
   };
 
   // [token loss, length loss] of a batch, reduced by `reduction`.
-  const losses = (model: AnyModel, b: Batch, training: boolean, smoothing: number, reduction: "mean" | "sum"): Tensor => {
+  // One forward pass: the decoder's logits and what the objectives read from the batch.
+  const forward = (model: AnyModel, b: Batch, training: boolean) => {
     const m = natModel(model);
     const r = rowsOf(b);
     const backend = m.parameters()[0].backend;
@@ -128,6 +129,12 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, corpus: ReturnType<typeof re
     const { dec, T, target } = inputs(m, r, training);
     const decT = tensor(dec, { dtype: "int32", shape: [B, T], backend });
     const logits = m.decodeParallel(decT, memory, srcMask, decT.eq(pad), m.config.decoderInput === "copy"); // [B, T, V]
+    return { m, r, b, backend, B, T, target, memory, srcMask, logits };
+  };
+
+  // The objective (plus the weighted length loss) of one forward pass, reduced by `reduction`.
+  const lossOf = (f: ReturnType<typeof forward>, smoothing: number, reduction: "mean" | "sum"): Tensor => {
+    const { m, r, b, backend, B, T, target, memory, srcMask, logits } = f;
     // Targets per decoder position (not for ctc, whose T positions align to the target by the loss).
     const tgtOf = () => tensor(target, { dtype: "int32", shape: [B, T], backend });
     const perToken = (sum: Tensor) => (reduction === "sum" ? sum : sum.div(Math.max(1, tokensOf(b))));
@@ -165,8 +172,11 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, corpus: ReturnType<typeof re
     describe: `${kept} training pairs (${dropped} dropped), loss ${loss}`,
     tokens: tokensOf,
     srcTokens: (b) => b.srcLengths.reduce((s, n) => s + n, 0),
-    loss: (m, b) => losses(m, b, true, ls, "mean"),
-    validSums: (m, b) => cat([losses(m, b, false, ls, "sum").reshape(1), losses(m, b, false, 0, "sum").reshape(1)]),
+    loss: (m, b) => lossOf(forward(m, b, true), ls, "mean"),
+    validSums: (m, b) => {
+      const f = forward(m, b, false); // validation masks nothing at random: one pass serves both sums
+      return cat([lossOf(f, ls, "sum").reshape(1), lossOf(f, 0, "sum").reshape(1)]);
+    },
     validExtra: async (m, hooks) => {
       if (!hooks.translate) return { bleu: null, bleuSentences: 0 };
       const limit = c.validBleuLimit as number;
