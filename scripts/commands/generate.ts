@@ -129,19 +129,20 @@ export async function generateCommand(argv: string[], io: CommandIO = {}): Promi
       let tokens = 0, cut = 0, perCall = 0, calls = 0;
       for (const [i, prompt] of prompts.entries()) {
         const o = { maxNewTokens, temperature, topP, generator: new Generator(`${seed}:${i}`), bosId: m.tokenizer.bosId, eosId: m.tokenizer.eosId };
+        const ids = m.tokenizer.encode(prompt);
         let g: Generation;
         let extra: Partial<GenerateRecord> = {};
         if (spec) {
-          const s = await speculativeGenerate(m.model, spec.drafter, m.tokenizer.encode(prompt), { ...o, gamma, cape });
+          const s = await speculativeGenerate(m.model, spec.drafter, ids, { ...o, gamma, cape });
           g = s;
           extra = { method: spec.method, tokensPerCall: s.tokensPerCall, draftCalls: s.draftCalls };
           const a = acceptanceSummary(s);
           perCall += a.tokensPerCall * a.calls;
           calls += a.calls;
         } else {
-          g = await generate(m.model, m.tokenizer.encode(prompt), o);
+          g = await generate(m.model, ids, o);
         }
-        if (g.promptTokens < m.tokenizer.encode(prompt).length) cut++;
+        if (g.promptTokens < ids.length) cut++;
         const text = toOneLine(m.tokenizer.decode(g.tokens));
         const rec: GenerateRecord = { prompt, text, tokens: g.tokens, targetCalls: g.targetCalls, stopped: g.stopped, ...extra };
         records.push(rec);
