@@ -56,7 +56,8 @@ test("2 threads give bit-identical results to 1 thread (row, column and batch ta
 
 test("the worker's tasks use the caller's multiply-add: fused where the caller's is", async () => {
   // every C element is 1·(−(1 + 2⁻¹¹)) + (1 + 2⁻¹²)²: 2⁻²⁴ fused, 0 rounded twice (see wasm-gemm.spec)
-  const [M, N, K] = [256, 64, 2];
+  // Many row tasks, so that a worker still waking up finds some left to take.
+  const [M, N, K] = [4096, 64, 2];
   const a = rt.heap.alloc(M * K * 4), b = rt.heap.alloc(K * N * 4), c = rt.heap.alloc(M * N * 4);
   const A = rt.heap.f32(a, M * K), B = rt.heap.f32(b, K * N);
   for (let i = 0; i < M; i++) A.set([1, 1 + 2 ** -12], i * K);
@@ -68,9 +69,11 @@ test("the worker's tasks use the caller's multiply-add: fused where the caller's
     const alone = rt.heap.f32(c, 1)[0];
     assert.is(alone, r.fma ? alone : 0, "mul+add rounds twice");
     r.setNumThreads(2);
-    // on a busy machine the caller may take every task before the worker wakes: retry
+    // on a busy machine the caller may take every task before the worker wakes: retry, giving
+    // the worker's thread a moment to be scheduled between tries
     for (let i = 0; i < 50; i++) {
       await r.ready();
+      if (i > 0) await new Promise((res) => setTimeout(res, 5));
       rt.heap.f32(c, M * N).fill(NaN);
       r.gemm({ M, N, K, a, b, c });
       if (r.lastGemm.tasksHere < r.lastGemm.tasks) break;
