@@ -13,5 +13,5 @@ registerTask(glideTask);
 export * from "./task.ts";
 export { encodeStream, lmTask, paragraphs, readText, textFiles } from "./lm.ts";
 export { glideTask } from "./glide.ts";
-export { corpusFiles, parallelBatches, readParallelCorpus, sha256, translationTask, type ParallelCorpus } from "./translation.ts";
+export { corpusFiles, encodeParallel, parallelBatches, validPairsThatFit, readParallelCorpus, sha256, translationTask, type ParallelCorpus } from "./translation.ts";
 export { NAT_LOSSES, natTask, type NatLoss } from "./nat.ts";

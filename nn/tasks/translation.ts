@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { crossEntropy, tensor, type Tensor } from "../../core/index.ts";
 import { Batcher, type Batch } from "../data/batcher.ts";
-import { encodePairs, filterByLength, readParallel, type TextPair } from "../data/corpus.ts";
+import { encodePairs, filterByLength, readParallel, type TextPair, type TokenPair } from "../data/corpus.ts";
 import { defaultDataDir } from "../data/paths.ts";
 import { corpusBleu } from "../metrics/bleu.ts";
 import { isEncoderDecoder, type AnyModel, type EncoderDecoderModel } from "../models/index.ts";
@@ -80,22 +80,36 @@ export function readParallelCorpus(c: TrainConfig): ParallelCorpus {
   };
 }
 
-// Encoded pairs in token-budget batches: training pairs over `maxSentenceTokens` are dropped;
-// validation pairs that do not fit the positions or a batch are left out of the loss only.
-export function parallelBatches(tok: BpeTokenizer, c: TrainConfig, trainText: TextPair[], validText: TextPair[]): { train: Batcher; valid: Batch[]; kept: number; dropped: number } {
+// The encoded pairs a run trains on: training pairs with both sides within `maxSentenceTokens`
+// (and non-empty); every validation pair (validPairsThatFit() picks those the loss scores).
+// Also what interop/pytorch/export-data.ts writes, so a PyTorch run sees the same sentences.
+export function encodeParallel(tok: BpeTokenizer, c: TrainConfig, trainText: TextPair[], validText: TextPair[]): { train: TokenPair[]; valid: TokenPair[]; dropped: number } {
   const enc = (s: string) => tok.encode(s);
   const all = encodePairs(trainText, enc);
-  const maxSentenceTokens = c.maxSentenceTokens as number, maxLen = c.maxLen as number;
-  const trainPairs = filterByLength(all, { maxLen: maxSentenceTokens });
-  if (trainPairs.length === 0) throw new Error(`no training pair is within \`maxSentenceTokens\` ${maxSentenceTokens}`);
-  const fit = Math.min(maxLen - 1, c.maxTokens - 1);
-  const validPairs = filterByLength(encodePairs(validText, enc), { maxLen: fit, minLen: 0 });
-  if (validPairs.length === 0) throw new Error(`no validation pair fits \`maxLen\` ${maxLen} / \`maxTokens\` ${c.maxTokens}`);
+  const maxSentenceTokens = c.maxSentenceTokens as number;
+  const train = filterByLength(all, { maxLen: maxSentenceTokens });
+  if (train.length === 0) throw new Error(`no training pair is within \`maxSentenceTokens\` ${maxSentenceTokens}`);
+  return { train, valid: encodePairs(validText, enc), dropped: all.length - train.length };
+}
+
+// Validation pairs that fit the positions and a batch (either side ≤ min(maxLen, maxTokens) − 1,
+// empty sides allowed); the others are left out of the loss only.
+export function validPairsThatFit(pairs: TokenPair[], c: TrainConfig): TokenPair[] {
+  const fit = Math.min((c.maxLen as number) - 1, c.maxTokens - 1);
+  const kept = filterByLength(pairs, { maxLen: fit, minLen: 0 });
+  if (kept.length === 0) throw new Error(`no validation pair fits \`maxLen\` ${c.maxLen} / \`maxTokens\` ${c.maxTokens}`);
+  return kept;
+}
+
+// Encoded pairs in token-budget batches.
+export function parallelBatches(tok: BpeTokenizer, c: TrainConfig, trainText: TextPair[], validText: TextPair[]): { train: Batcher; valid: Batch[]; kept: number; dropped: number } {
+  const pairs = encodeParallel(tok, c, trainText, validText);
+  const validPairs = validPairsThatFit(pairs.valid, c);
   const ids = { padId: tok.padId, bosId: tok.bosId, eosId: tok.eosId };
   return {
-    train: new Batcher(trainPairs, { maxTokens: c.maxTokens, seed: c.seed, ...ids }),
+    train: new Batcher(pairs.train, { maxTokens: c.maxTokens, seed: c.seed, ...ids }),
     valid: [...new Batcher(validPairs, { maxTokens: c.maxTokens, shuffle: false, ...ids }).epochBatches()],
-    kept: trainPairs.length, dropped: all.length - trainPairs.length,
+    kept: pairs.train.length, dropped: pairs.dropped,
   };
 }
 
