@@ -176,7 +176,8 @@ export function exportData(o: ExportOptions): ExportResult {
     format: DEVICE_DATA_FORMAT, version: 1, task: o.task, name,
     tasks: Object.fromEntries(KINDS[o.task].map(([t, k]) => [k, t])), // model kind → Hasten task
     exportConfig, limit: o.limit ?? null,
-    trainDataSha256: fingerprint,
+    // The task's fingerprint of the training files (a slice is marked as one: not the files' data).
+    trainDataSha256: o.limit === undefined ? fingerprint : sha256(`${fingerprint}\0limit:${o.limit}`),
     tokenizer: { file: "tokenizer.json", vocabSize: V, sha256: sha256(tokJson), source: tokSource, padId: tokenizer.padId, bosId: tokenizer.bosId, eosId: tokenizer.eosId },
     idDtype: V <= 65536 ? "uint16" : "int32",
     splits,
