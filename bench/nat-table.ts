@@ -6,7 +6,7 @@
 //   npx tsx bench/nat-table.ts --row='AR beam 5@models/ar-de-en@beam=5' \
 //     --row='AR greedy@models/ar-de-en@beam=1' \
 //     --row='CMLM OAXE, one pass@runs/cmlm-oaxe/model@decoder=nat,length-beam=3' \
-//     [--split=test2016] [--limit=N] [--latency-sentences=100] [--batch-size=64] [--threads=N] [--json=FILE]
+//     [--split=test2016] [--limit=N] [--buckets=8,11,14] [--latency-sentences=100] [--batch-size=64] [--threads=N] [--json=FILE]
 //
 // A row is LABEL@DIR@SETTINGS, SETTINGS a comma list of beam=K, decoder=nat|mask-predict|ctc,
 // length-beam=L, iterations=T, length-penalty=A (absent: the directory's saved decoding settings).
@@ -37,9 +37,10 @@ interface Result {
   latencyMs: number; // median, batch 1
   sentPerSec: number; // batched
   truncated: number;
+  buckets?: { range: string; sentences: number; bleu: number }[]; // BLEU by source length (words)
 }
 
-const USAGE = "usage: npx tsx bench/nat-table.ts --row=LABEL@DIR@SETTINGS [--row=...] [--split=test2016] [--limit=N] [--limit=N] [--latency-sentences=100] [--batch-size=64] [--threads=N] [--reference=LABEL] [--json=FILE]";
+const USAGE = "usage: npx tsx bench/nat-table.ts --row=LABEL@DIR@SETTINGS [--row=...] [--split=test2016] [--limit=N] [--limit=N] [--buckets=8,11,14] [--latency-sentences=100] [--batch-size=64] [--threads=N] [--reference=LABEL] [--json=FILE]";
 const SETTING_KEYS = ["beam", "decoder", "length-beam", "iterations", "length-penalty"];
 
 function parseArgs(argv: string[]) {
@@ -49,7 +50,7 @@ function parseArgs(argv: string[]) {
     const m = /^--([^=]+)=(.*)$/.exec(a);
     if (!m) throw new Error(`nat-table: expected --key=value, got ${a}\n${USAGE}`);
     if (m[1] !== "row") {
-      if (!["split", "limit", "latency-sentences", "batch-size", "threads", "reference", "json"].includes(m[1])) throw new Error(`nat-table: unknown flag --${m[1]}\n${USAGE}`);
+      if (!["split", "limit", "buckets", "latency-sentences", "batch-size", "threads", "reference", "json"].includes(m[1])) throw new Error(`nat-table: unknown flag --${m[1]}\n${USAGE}`);
       flags.set(m[1], m[2]);
       continue;
     }
@@ -71,6 +72,7 @@ function parseArgs(argv: string[]) {
   };
   return {
     rows, split: flags.get("split") ?? "test2016", limit: flags.has("limit") ? int("limit", 1) : undefined, latencyN: int("latency-sentences", 100), batchSize: int("batch-size", 64),
+    buckets: flags.has("buckets") ? flags.get("buckets")!.split(",").map(Number) : undefined,
     threads: flags.has("threads") ? int("threads", 1) : undefined, reference: flags.get("reference"), json: flags.get("json"),
   };
 }
@@ -91,6 +93,19 @@ function optionsOf(m: ModelDir, s: Record<string, string>): CorpusOptions & { la
     : (decoder ?? ((m.model.config as { upsample?: number }).upsample! > 0 ? "ctc" : "nat")) === "ctc" ? "ctc"
     : decoder === "mask-predict" ? `mask-predict T=${iterations}, length beam ${o.lengthBeam}` : `one pass, length beam ${o.lengthBeam}`;
   return { ...o, label };
+}
+
+// Corpus BLEU of the sentences whose source has lo..hi words, for bounds b0 < b1 < ...: buckets
+// 1..b0, b0+1..b1, ..., and above the last bound.
+function bucketBleu(bounds: number[], srcs: string[], hyps: string[], refs: string[]) {
+  if (bounds.some((b, i) => !Number.isInteger(b) || b < 1 || (i > 0 && b <= bounds[i - 1]))) throw new Error(`nat-table: --buckets must be increasing positive integers, got ${bounds.join(",")}`);
+  const edges = [0, ...bounds, Infinity];
+  return edges.slice(1).map((hi, i) => {
+    const lo = edges[i] + 1;
+    const idx = srcs.map((s, j) => [s.trim().split(/\s+/).length, j]).filter(([n]) => n >= lo && n <= hi).map(([, j]) => j);
+    const range = hi === Infinity ? `${lo}+` : `${lo}–${hi}`;
+    return { range, sentences: idx.length, bleu: idx.length ? corpusBleu(idx.map((j) => hyps[j]), [idx.map((j) => refs[j])]).score : NaN };
+  });
 }
 
 export async function natTable(argv: string[]): Promise<Result[]> {
@@ -120,7 +135,8 @@ export async function natTable(argv: string[]): Promise<Result[]> {
     const { translations, truncated } = await translateLines(m, srcs, { ...opts, batchSize: a.batchSize });
     const s = (performance.now() - t0) / 1000;
     const bleu = corpusBleu(translations, [refs]);
-    results.push({
+    const buckets = a.buckets && bucketBleu(a.buckets, srcs, translations, refs);
+    results.push({ buckets,
       label: row.label, dir: row.dir, kind: String((m.config as { kind?: string }).kind ?? "transformer"), decoder: opts.label,
       bleu: bleu.score, bleuText: `BLEU ${bleu.score.toFixed(2)}`, latencyMs: NaN, sentPerSec: pairs.length / s, truncated: truncated.length,
     });
@@ -149,6 +165,11 @@ export async function natTable(argv: string[]): Promise<Result[]> {
   ]);
   console.log("\n| " + head.join(" | ") + " |\n|" + head.map(() => "---").join("|") + "|");
   for (const row of rows) console.log("| " + row.join(" | ") + " |");
+  if (a.buckets) {
+    const bh = ["model", "decoder", ...results[0].buckets!.map((b) => `${b.range} words (${b.sentences})`)];
+    console.log("\nBLEU by source length\n\n| " + bh.join(" | ") + " |\n|" + bh.map(() => "---").join("|") + "|");
+    for (const r of results) console.log("| " + [r.label, r.decoder, ...r.buckets!.map((b) => b.bleu.toFixed(2))].join(" | ") + " |");
+  }
   const cut = results.filter((r) => r.truncated > 0);
   if (cut.length) console.log(`\nsources cut to maxLen: ${cut.map((r) => `${r.label} ${r.truncated}`).join(", ")}`);
   if (a.json) writeFileSync(a.json, JSON.stringify({ machine: machineLine(), split: a.split, sentences: pairs.length, latencySentences: n, batchSize: a.batchSize, reference: ref.label, results }, null, 1) + "\n");
