@@ -46,7 +46,8 @@ the model computes something else):
   causal mask already hides later padding from real positions).
 - Greedy and beam search (greedy_decode, beam_search, decode_corpus) follow decoding/*.ts:
   pad and bos are never emitted, output length is at most min(maxLen - 1, floor(maxLenA * n +
-  maxLenB)) tokens for an n-token source (eos then forced), scores are float64 sums of float32
+  maxLenB)) tokens for an n-token source (eos then forced; a MarkovTransformer with sinusoidal
+  positions has no maxLen limit: model.max_decode_len), scores are float64 sums of float32
   log-probabilities, and beam search uses fairseq's rules with score / (len + 1)^lengthPenalty.
   Like Hasten's decoders, both also ban the tokenizer's unk (3) and mask (4) by default
   (banned=None); pass banned=() to allow them.
