@@ -630,8 +630,8 @@ def save_lm_dir(model, config, path, tokenizer=None, kind=None, task=None, decod
     (dtype "F32", "F16" or "BF16").
     config: what load_lm_dir returned ({kind, task, decoding, training?, tokenizer}), or None;
     the keyword arguments override its fields. kind: from the model's class; task: the kind's
-    own task ("lm", "glide"); decoding: the task's defaults (LM_DECODING_DEFAULTS,
-    GLIDE_DECODING_DEFAULTS) updated with the given settings; training: provenance, optional.
+    own task ("lm", "glide"); decoding: settings that update config["decoding"], or without one
+    the task's defaults (LM_DECODING_DEFAULTS, GLIDE_DECODING_DEFAULTS); training: provenance.
     tokenizer: a tokenizer.json path, a model directory or the parsed JSON (default:
     config["tokenizer"], for glide the target's).
     target (glide only): the target LM's model directory. Its weights' sha256 becomes
@@ -650,7 +650,7 @@ def save_lm_dir(model, config, path, tokenizer=None, kind=None, task=None, decod
     mc = dict(_CHECKS[kind](dict(m.config), "save_lm_dir"))
     task = task or config.get("task") or kind
     defaults = GLIDE_DECODING_DEFAULTS if kind == "glide" else LM_DECODING_DEFAULTS
-    dec = {**defaults, **(config.get("decoding") or {}), **(decoding or {})}
+    dec = {**(config["decoding"] if isinstance(config.get("decoding"), dict) else defaults), **(decoding or {})}
     tok = tokenizer if tokenizer is not None else config.get("tokenizer")
     if target is not None:
         if kind != "glide":
