@@ -1,4 +1,4 @@
-"""hasten_torch: Hasten's translation Transformer as a plain torch.nn.Module.
+"""hasten_torch: Hasten's translation models as plain torch.nn.Modules.
 
 Load a Hasten model directory into PyTorch, run it, train it (one GPU or many), and write a model
 directory Hasten loads again. Needs Python 3.11 and torch >= 1.13, nothing else: safetensors files
@@ -10,6 +10,13 @@ too). Hasten itself never depends on PyTorch; this file is the bridge, used from
     logits = model(src, tgt_in)                          # [B, T, V], as Hasten's forward
     hyps = greedy_decode(model, [[812, 95, 7], ...])     # list of (tokens, score)
     save_model_dir(model, cfg, "runs/finetuned")         # config.json + tokenizer.json + model.safetensors
+    model = build_model("markov", markov_config(vocab=8000, order=4))   # a fresh model of a kind
+
+Model kinds (a directory's "kind"; MODEL_BUILDERS): "transformer" (Transformer) and "markov"
+(MarkovTransformer, nn/models/markov.ts: the decoder's self-attention sees only the last k =
+config["order"] target positions; variant "strict" takes each decoder layer's self-attention keys
+and values from the embedded decoder input x0, so nothing older than k leaks through depth,
+"window" from the layer's input, a plain sliding window). Both share parameters and their names.
 
 Conventions a PyTorch user must keep (they are Hasten's; break one and the weights still load but
 the model computes something else):
@@ -39,7 +46,8 @@ the model computes something else):
   causal mask already hides later padding from real positions).
 - Greedy and beam search (greedy_decode, beam_search, decode_corpus) follow decoding/*.ts:
   pad and bos are never emitted, output length is at most min(maxLen - 1, floor(maxLenA * n +
-  maxLenB)) tokens for an n-token source (eos then forced), scores are float64 sums of float32
+  maxLenB)) tokens for an n-token source (eos then forced; a MarkovTransformer with sinusoidal
+  positions has no maxLen limit: model.max_decode_len), scores are float64 sums of float32
   log-probabilities, and beam search uses fairseq's rules with score / (len + 1)^lengthPenalty.
   Like Hasten's decoders, both also ban the tokenizer's unk (3) and mask (4) by default
   (banned=None); pass banned=() to allow them.
@@ -74,7 +82,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "Transformer", "transformer_config", "load_model_dir", "save_model_dir", "read_safetensors",
+    "Transformer", "transformer_config", "MarkovTransformer", "markov_config", "build_model", "MODEL_BUILDERS",
+    "load_model_dir", "save_model_dir", "read_safetensors",
     "write_safetensors", "greedy_decode", "beam_search", "decode_corpus", "decode_ids", "tokenizer_tokens", "pad_mask",
     "MODEL_DIR_FORMAT", "MASKED",
 ]
@@ -233,9 +242,13 @@ def transformer_config(**kw):
     return c
 
 
-def _check_config(c, where):
-    missing = [k for k in CONFIG_DEFAULTS if k not in c]
-    extra = [k for k in c if k not in CONFIG_DEFAULTS]
+def _check_config(c, where, fields=CONFIG_DEFAULTS):
+    """Checks a TransformerConfig (every field of `fields`, no other; a kind that extends the
+    Transformer's config passes its own fields and checks the extra ones itself)."""
+    if not isinstance(c, dict):
+        raise ValueError(f"{where}: model config must be an object, got {c!r}")
+    missing = [k for k in fields if k not in c]
+    extra = [k for k in c if k not in fields]
     if missing or extra:
         raise ValueError(f"{where}: model config: " + "; ".join(x for x in (
             f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(extra)}" if extra else "") if x))
@@ -265,11 +278,12 @@ def pad_mask(ids, pad_id):
     return ids.eq(pad_id)
 
 
-def sinusoid_table(max_len, dim):
-    """Hasten's interleaved table: PE[p, 2i] = sin(p / 10000^(2i/D)), PE[p, 2i+1] = cos(same).
-    Angles in float64 with the math module (as JavaScript computes them), rounded to float32."""
+def sinusoid_table(max_len, dim, offset=0):
+    """Hasten's interleaved table: PE[p, 2i] = sin(p / 10000^(2i/D)), PE[p, 2i+1] = cos(same), rows
+    p = offset ... offset + max_len - 1. Angles in float64 with the math module (as JavaScript
+    computes them), rounded to float32."""
     rows = []
-    for p in range(max_len):
+    for p in range(offset, offset + max_len):
         row = [0.0] * dim
         for i in range(0, dim, 2):
             angle = p / math.pow(10000, i / dim)
@@ -281,17 +295,24 @@ def sinusoid_table(max_len, dim):
 
 
 class SinusoidalPositions(nn.Module):
+    bounded = False  # the formula has no end: rows past the table are computed on demand (positions.ts)
+
     def __init__(self, max_len, dim):
         super().__init__()
         # persistent=False: not in state_dict(), exactly as Hasten's table is not a parameter.
         self.register_buffer("table", sinusoid_table(max_len, dim), persistent=False)
 
     def forward(self, length, offset=0):
-        _check_range(length, offset, self.table.shape[0])
-        return self.table[offset:offset + length]
+        _check_range(length, offset, math.inf)
+        if offset + length <= self.table.shape[0]:
+            return self.table[offset:offset + length]
+        # Past maxLen (a Markov decoder has no position limit): the same float32 values the table would hold.
+        return sinusoid_table(length, self.table.shape[1], offset).to(self.table.device)
 
 
 class LearnedPositions(nn.Module):
+    bounded = True
+
     def __init__(self, max_len, dim):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(max_len, dim).normal_(0, dim ** -0.5))
@@ -398,12 +419,16 @@ class MultiHeadAttention(nn.Module):
                 raise ValueError(f"MultiHeadAttention: key_padding_mask must be [B, Tk] = [{b}, {tk}], got {list(key_padding_mask.shape)}")
             pad = key_padding_mask.ne(0).to(x.dtype).mul(MASKED).view(b, 1, 1, tk)  # [B, 1, 1, Tk]
             bias = pad if bias is None else pad + bias
+        return self.o(self.attend(q, k, v, bias).transpose(1, 2).reshape(b, tq, d))
+
+    def attend(self, q, k, v, bias=None):
+        """q [B, H, Tq, Dh], k, v [B, H, Tk, Dh], bias broadcastable to [B, H, Tq, Tk] -> [B, H, Tq, Dh]
+        (scaledDotProductAttention, with dropout on the weights in training mode)."""
         # Same order of operations as Hasten: scale q (not the scores), add the bias, softmax.
         scores = (q * (1.0 / math.sqrt(self.head_dim))) @ k.transpose(-1, -2)  # [B, H, Tq, Tk]
         if bias is not None:
             scores = scores + bias
-        out = self.attnDrop(scores.softmax(-1)) @ v  # [B, H, Tq, Dh]
-        return self.o(out.transpose(1, 2).reshape(b, tq, d))
+        return self.attnDrop(scores.softmax(-1)) @ v  # [B, H, Tq, Dh]
 
 
 class FeedForward(nn.Module):
@@ -479,9 +504,15 @@ class Decoder(nn.Module):
 class Transformer(nn.Module):
     """The encoder-decoder of nn/models/transformer.ts; config is a TransformerConfig dict."""
 
+    kind = "transformer"  # the model directory's kind (nn/models/registry.ts)
+
+    @staticmethod
+    def check_config(c, where):
+        _check_config(c, where)
+
     def __init__(self, config):
         super().__init__()
-        _check_config(config, "Transformer")
+        self.check_config(config, type(self).__name__)
         self.config = c = dict(config)
         d = c["dModel"]
         # Attribute names are Hasten's parameter names, so state_dict() keys match model.safetensors.
@@ -492,11 +523,19 @@ class Transformer(nn.Module):
             self.tgtEmbed = _embedding(c["tgtVocab"], d)
         self.positions = LearnedPositions(c["maxLen"], d) if c["positions"] == "learned" else SinusoidalPositions(c["maxLen"], d)
         self.encoder = Encoder(c)
-        self.decoder = Decoder(c)
+        self.decoder = self._make_decoder(c)
         if not c["tieEmbeddings"] and not c["tieOutput"]:
             self.outProj = _linear(d, c["tgtVocab"], bias=False)
         self.drop = nn.Dropout(c["dropout"])
         self.scale = math.sqrt(d)
+
+    def _make_decoder(self, c):
+        return Decoder(c)
+
+    @property
+    def max_decode_len(self):
+        """Positions a decoded target may take, bos included (decoding caps outputs at this - 1)."""
+        return self.config["maxLen"]
 
     @property
     def src_embed(self):
@@ -541,6 +580,177 @@ class Transformer(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------
+# The Markov Transformer (nn/models/markov.ts): the Transformer whose decoder self-attention sees
+# only the last k = order target positions, query i -> keys j with 0 <= i - j <= k - 1 (the band
+# mask; decoder input i holds y_{i-1}, so position i predicts y_i from y_{i-k} ... y_{i-1} and the
+# whole source). Two variants:
+#   "strict" (default): at every decoder layer the self-attention keys and values come from the
+#     layer's selfNorm applied to x0, the embedded decoder input (after its dropout), while the
+#     queries come from the layer's own input h; so nothing older than k leaks through depth.
+#   "window": plain sliding-window attention, keys/values from h (receptive field L(k-1)+1).
+# Same parameters and names as the Transformer: the strict variant reuses selfNorm for x0.
+
+MARKOV_DEFAULTS = {"order": 4, "variant": "strict"}
+MARKOV_FIELDS = {**CONFIG_DEFAULTS, **MARKOV_DEFAULTS}
+MAX_ORDER = 1 << 20  # LIMITS.maxLen in nn/models/transformer.ts
+
+
+def markov_config(**kw):
+    """A complete MarkovConfig: transformer_config(**kw) plus order (default 4) and variant
+    ("strict", default, or "window")."""
+    extra = {k: kw.pop(k) for k in MARKOV_DEFAULTS if k in kw}
+    c = {**transformer_config(**kw), **MARKOV_DEFAULTS, **extra}
+    _check_markov_config(c, "markov_config")
+    return c
+
+
+def _check_markov_config(c, where):
+    _check_config(c, where, MARKOV_FIELDS)
+    k = c["order"]
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_ORDER:
+        raise ValueError(f"{where}: order must be an integer in [1, {MAX_ORDER}], got {k!r}")
+    if c["variant"] not in ("strict", "window"):
+        raise ValueError(f'{where}: variant must be "strict" or "window", got {c["variant"]!r}')
+
+
+def markov_bias(query_pos, key_pos, order, device=None):
+    """[Tq, Tk] additive bias: 0 where 0 <= query_pos[a] - key_pos[b] <= order - 1, MASKED elsewhere
+    (markovBias). Positions are 1-D long tensors (or lists)."""
+    q = torch.as_tensor(query_pos, device=device).view(-1, 1)
+    k = torch.as_tensor(key_pos, device=device).view(1, -1)
+    d = q - k
+    visible = (d >= 0) & (d <= order - 1)
+    return torch.zeros(visible.shape, device=device).masked_fill(~visible, MASKED)
+
+
+class WindowKVCache(KVCache):
+    """A self-attention cache that keeps the keys/values of the last `keep` positions only (a
+    Markov layer needs k - 1 of them besides the new one). append returns the kept ones followed
+    by the new ones; `kept` says how many were kept before the call."""
+
+    def __init__(self, keep):
+        super().__init__()
+        self.keep = keep
+
+    def append(self, k, v):
+        k, v = super().append(k, v)
+        n = k.shape[2]
+        self.k, self.v = self.k[:, :, max(0, n - self.keep):], self.v[:, :, max(0, n - self.keep):]
+        return k, v
+
+
+class MarkovCache(DecoderCache):
+    """Incremental decoding state of a MarkovTransformer: per layer the last order - 1 keys/values
+    (constant size, as Hasten's RingKVCache) and the memory's keys/values; `length` counts the
+    positions decoded so far (the position of the next token)."""
+
+    def __init__(self, layers, order):
+        self.self = [WindowKVCache(order - 1) for _ in range(layers)]
+        self.cross = [KVCache() for _ in range(layers)]
+        self.order = order
+        self.position = 0
+
+    @property
+    def length(self):
+        return self.position
+
+
+def _markov_layer(layer, h, kv_input, bias, memory, memory_pad, self_cache, cross_cache):
+    """One pre-LN DecoderLayer with the Markov self-attention (markovLayer): queries from h, keys
+    and values from kv_input (x0: strict, h: window). h [B, T, D] -> [B, T, D]."""
+    a = layer.selfAttn
+    b, t, d = h.shape
+    hn = layer.selfNorm(h)
+    kvn = hn if kv_input is h else layer.selfNorm(kv_input)
+    q, k, v = a._split(a.q(hn)), a._split(a.k(kvn)), a._split(a.v(kvn))  # [B, H, T, Dh]
+    if self_cache is not None:
+        k, v = self_cache.append(k, v)  # [B, H, kept + T, Dh]
+    x = h + layer.drop(a.o(a.attend(q, k, v, bias).transpose(1, 2).reshape(b, t, d)))
+    x = x + layer.drop(layer.crossAttn(layer.crossNorm(x), memory=memory, key_padding_mask=memory_pad, cache=cross_cache))
+    return x + layer.drop(layer.ffn(layer.ffnNorm(x)))
+
+
+class MarkovDecoder(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.layers = nn.ModuleList(DecoderLayer(c) for _ in range(c["decLayers"]))
+        self.norm = nn.LayerNorm(c["dModel"], eps=LN_EPS)
+
+    def forward(self, x0, memory, memory_pad, bias, strict, cache=None):
+        """x0 [B, T, D] (embedded decoder input), bias broadcastable to [B, H, T, Tk] -> [B, T, D]."""
+        h = x0
+        for i, layer in enumerate(self.layers):
+            h = _markov_layer(layer, h, x0 if strict else h, bias, memory, memory_pad,
+                              cache.self[i] if cache else None, cache.cross[i] if cache else None)
+        return self.norm(h)
+
+
+class MarkovTransformer(Transformer):
+    """The Markov autoregressive Transformer of nn/models/markov.ts; config is a MarkovConfig dict
+    (a TransformerConfig plus order and variant). Same weights and names as the Transformer."""
+
+    kind = "markov"
+
+    @staticmethod
+    def check_config(c, where):
+        _check_markov_config(c, where)
+
+    def _make_decoder(self, c):
+        return MarkovDecoder(c)
+
+    @property
+    def max_decode_len(self):
+        # Sinusoidal positions have no end and the decoding state does not grow: no length limit.
+        return self.config["maxLen"] if self.positions.bounded else math.inf
+
+    def decode(self, tgt_in, memory, memory_pad_mask=None, cache=None, tgt_pad_mask=None):
+        """tgt_in [B, T] -> logits [B, T, V]. With a cache (inference), tgt_in holds the next
+        positions, the first at cache.length. tgt_pad_mask [B, T] (parallel pass only) matters only
+        for left padding."""
+        b, t = tgt_in.shape
+        order = self.config["order"]
+        if cache is not None and tgt_pad_mask is not None:
+            raise ValueError("MarkovTransformer.decode: a target padding mask is for the parallel pass; incremental decoding takes none")
+        offset = cache.length if cache is not None else 0
+        x0 = self._embed(self.tgt_embed, tgt_in, offset)  # [B, T, D]
+        kept = min(offset, order - 1)  # keys the cache holds before this step
+        dev = tgt_in.device
+        q_pos = torch.arange(offset, offset + t, device=dev)
+        k_pos = torch.arange(offset - kept, offset + t, device=dev)
+        # One query sees every key: the cache holds only its window (kept <= order - 1) and itself.
+        bias = None if t == 1 else markov_bias(q_pos, k_pos, order, dev)  # [T, Tk]
+        if tgt_pad_mask is not None:
+            if tuple(tgt_pad_mask.shape) != (b, t):
+                raise ValueError(f"MarkovTransformer.decode: tgt_pad_mask must be [B, T] = [{b}, {t}], got {list(tgt_pad_mask.shape)}")
+            pad = tgt_pad_mask.ne(0).to(x0.dtype).mul(MASKED).view(b, 1, 1, t)
+            bias = pad if bias is None else pad + bias  # [B, 1, T, T]
+        h = self.decoder(x0, memory, memory_pad_mask, bias, self.config["variant"] == "strict", cache)
+        if cache is not None:
+            cache.position += t
+        return self.project(h)  # [B, T, V]
+
+    def create_cache(self):
+        return MarkovCache(self.config["decLayers"], self.config["order"])
+
+
+# The model kinds this bridge builds: a model directory's "kind" -> a class taking that kind's
+# config (Hasten's field names) with a static check_config(config, where). Another kind is one
+# more entry here (or MODEL_BUILDERS[name] = cls from another module).
+MODEL_BUILDERS = {
+    "transformer": Transformer,
+    "markov": MarkovTransformer,
+}
+
+
+def build_model(kind, config):
+    """A fresh model of a Hasten model kind ("transformer", "markov") from its config dict (the
+    model directory's "config" object), with initial weights; in training mode, as nn.Module starts."""
+    if kind not in MODEL_BUILDERS:
+        raise ValueError(f"build_model: model kind {kind!r} is not supported by hasten_torch (supported: {', '.join(MODEL_BUILDERS)})")
+    return MODEL_BUILDERS[kind](config)
+
+
+# ---------------------------------------------------------------------------------------------
 # Decoding (decoding/common.ts, greedy.ts, beam.ts, corpus.ts)
 
 def _prepare(model, sources, max_len_a, max_len_b, bos, eos, pad, banned, who):
@@ -573,7 +783,9 @@ def _prepare(model, sources, max_len_a, max_len_b, bos, eos, pad, banned, who):
             raise ValueError(f"{who}: source {b} holds an id outside [0, {c['srcVocab']})")
         ids[b, :len(r)] = torch.tensor(r, dtype=torch.long)
     # Longest output (eos excluded): floor(a*n + b), at most maxLen - 1 (bos takes position 0).
-    max_out = [max(0, min(c["maxLen"] - 1, math.floor(max_len_a * len(r) + max_len_b))) for r in rows]
+    # A model may declare more positions than maxLen (a Markov decoder with sinusoidal positions: any).
+    decode_len = getattr(model, "max_decode_len", c["maxLen"])
+    max_out = [max(0, min(decode_len - 1, math.floor(max_len_a * len(r) + max_len_b))) for r in rows]
     return ids, max_out, ban, pad
 
 
@@ -804,7 +1016,8 @@ def decode_ids(tok, ids):
 # ---------------------------------------------------------------------------------------------
 # Model directories (nn/models/model-dir.ts):
 #   version 1: {format, version: 1, task, src, tgt, model: TransformerConfig, decoding, training?}
-#   version 2: {format, version: 2, kind: "transformer", config: TransformerConfig, task, src, tgt, decoding, training?}
+#   version 2: {format, version: 2, kind, config, task, src, tgt, decoding, training?}, kind one of
+#              MODEL_BUILDERS ("transformer": TransformerConfig; "markov": MarkovConfig)
 
 def _load_json(path, where):
     try:
@@ -842,8 +1055,10 @@ def _check_agreement(mc, tok, where):
 
 def load_model_dir(path, device="cpu"):
     """Loads a Hasten model directory (version 1 or 2) -> (model in eval mode, config).
-    config: {task, src, tgt, decoding, training?, tokenizer (the parsed tokenizer.json), version};
-    the TransformerConfig is model.config. Weights of any float dtype load as float32."""
+    The model is built by MODEL_BUILDERS[kind] (kind "transformer": Transformer, "markov":
+    MarkovTransformer); its config (Hasten's names) is model.config, its kind model.kind.
+    config: {task, src, tgt, decoding, training?, tokenizer (the parsed tokenizer.json), version, kind}.
+    Weights of any float dtype load as float32."""
     root = os.path.abspath(path)
     where = f"load_model_dir: {root}"
     if not os.path.exists(root):
@@ -863,20 +1078,20 @@ def load_model_dir(path, device="cpu"):
         raise ValueError(f'{where}: expected format "{MODEL_DIR_FORMAT}", got {raw.get("format")!r}')
     version = raw.get("version")
     if version == 1:
-        mc = raw.get("model")
+        kind, mc = "transformer", raw.get("model")
     elif version == 2:
-        if raw.get("kind") != "transformer":
-            raise ValueError(f'{where}: model kind {raw.get("kind")!r} is not supported by hasten_torch (only "transformer")')
-        mc = raw.get("config")
+        kind, mc = raw.get("kind"), raw.get("config")
+        if kind not in MODEL_BUILDERS:
+            raise ValueError(f"{where}: model kind {kind!r} is not supported by hasten_torch (supported: {', '.join(MODEL_BUILDERS)})")
     else:
         raise ValueError(f"{where}: unknown version {version!r} (hasten_torch reads versions 1 and 2)")
     if not isinstance(mc, dict):
-        raise ValueError(f"{where}: {'model' if version == 1 else 'config'} must be a TransformerConfig object, got {mc!r}")
-    _check_config(mc, where)
+        raise ValueError(f"{where}: {'model' if version == 1 else 'config'} must be a {kind} config object, got {mc!r}")
+    MODEL_BUILDERS[kind].check_config(mc, where)
     _check_dir_config(raw, where)
     tok = _read_tokenizer(files["tokenizer"], "load_model_dir")
     _check_agreement(mc, tok, where)
-    model = Transformer(mc)
+    model = build_model(kind, mc)
     state, _ = read_safetensors(files["weights"])
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -889,23 +1104,37 @@ def load_model_dir(path, device="cpu"):
     config = {k: raw[k] for k in ("task", "src", "tgt", "decoding", "training") if k in raw}
     config["tokenizer"] = tok
     config["version"] = version
+    config["kind"] = kind
     return model.to(device).eval(), config
 
 
-def save_model_dir(model, config, path, tokenizer=None, version=2, dtype="F32"):
+def save_model_dir(model, config, path, tokenizer=None, version=2, dtype="F32", kind=None, decoding=None, training=None):
     """Writes a Hasten model directory: config.json (version 2, or 1 for Hasten releases before the
-    model-kinds restructuring), tokenizer.json and model.safetensors (dtype "F32", "F16" or "BF16").
-    config: {task, src, tgt, decoding, training?} as load_model_dir returns it; the TransformerConfig
-    comes from model.config. tokenizer: a tokenizer.json path, a model directory or the parsed JSON
-    (default: config["tokenizer"]). Written into a hidden sibling folder, then renamed into place;
-    an existing folder is replaced only when it is a model directory (or empty)."""
+    model-kinds restructuring; Transformers only), tokenizer.json and model.safetensors (dtype
+    "F32", "F16" or "BF16"). config: {task, src, tgt, decoding, training?} as load_model_dir
+    returns it; the model's own config comes from model.config and its kind from model.kind
+    (kind=, when given, must agree). decoding= and training= (dicts) replace config's.
+    tokenizer: a tokenizer.json path, a model directory or the parsed JSON (default:
+    config["tokenizer"]). Written into a hidden sibling folder, then renamed into place; an
+    existing folder is replaced only when it is a model directory (or empty)."""
     target = os.path.abspath(path)
     if version not in (1, 2):
         raise ValueError(f"save_model_dir: version must be 1 or 2, got {version!r}")
-    if not isinstance(model, Transformer):
-        raise TypeError(f"save_model_dir: expected a hasten_torch.Transformer, got {type(model).__name__} (unwrap DDP/FSDP first: model.module)")
+    own = getattr(model, "kind", None)
+    if own not in MODEL_BUILDERS or not isinstance(model, MODEL_BUILDERS[own]):
+        raise TypeError(f"save_model_dir: expected a hasten_torch model ({', '.join(c.__name__ for c in MODEL_BUILDERS.values())}), got {type(model).__name__} (unwrap DDP/FSDP first: model.module)")
+    if kind is not None and kind != own:
+        raise ValueError(f"save_model_dir: kind {kind!r} given, but the model is a {type(model).__name__} (kind {own!r})")
+    kind = own
+    if version == 1 and kind != "transformer":
+        raise ValueError(f"save_model_dir: version 1 directories hold Transformers only; save a {kind!r} model as version 2")
     mc = dict(model.config)
-    _check_config(mc, "save_model_dir")
+    MODEL_BUILDERS[kind].check_config(mc, "save_model_dir")
+    config = dict(config or {})
+    if decoding is not None:
+        config["decoding"] = decoding
+    if training is not None:
+        config["training"] = training
     body = {k: config[k] for k in ("task", "src", "tgt", "decoding", "training") if k in config}
     _check_dir_config(body, "save_model_dir")
     tok = tokenizer if tokenizer is not None else config.get("tokenizer")
@@ -915,7 +1144,7 @@ def save_model_dir(model, config, path, tokenizer=None, version=2, dtype="F32"):
     _check_agreement(mc, tok, "save_model_dir")
     head = {"format": MODEL_DIR_FORMAT, "version": version}
     head.update({"task": body["task"], "src": body["src"], "tgt": body["tgt"], "model": mc} if version == 1 else
-                {"kind": "transformer", "config": mc, "task": body["task"], "src": body["src"], "tgt": body["tgt"]})
+                {"kind": kind, "config": mc, "task": body["task"], "src": body["src"], "tgt": body["tgt"]})
     head["decoding"] = body["decoding"]
     if "training" in body:
         head["training"] = body["training"]
@@ -934,7 +1163,7 @@ def save_model_dir(model, config, path, tokenizer=None, version=2, dtype="F32"):
     try:
         state = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
         write_safetensors(os.path.join(tmp, MODEL_DIR_FILES["weights"]), state,
-                          {"format": MODEL_DIR_FORMAT, "src": body["src"], "tgt": body["tgt"]}, dtype=dtype)
+                          {"format": MODEL_DIR_FORMAT, "kind": kind, "src": body["src"], "tgt": body["tgt"]}, dtype=dtype)
         for key, obj in (("tokenizer", tok), ("config", head)):
             with open(os.path.join(tmp, MODEL_DIR_FILES[key]), "w", encoding="utf-8") as f:
                 f.write(json.dumps(obj, ensure_ascii=False, indent=2 if key == "config" else None) + ("\n" if key == "config" else ""))
@@ -968,7 +1197,7 @@ def _main(argv):
     model, cfg = load_model_dir(argv[1])
     if argv[0] == "info":
         n = sum(p.numel() for p in model.parameters())
-        print(json.dumps({"version": cfg["version"], "task": cfg["task"], "src": cfg["src"], "tgt": cfg["tgt"],
+        print(json.dumps({"version": cfg["version"], "kind": cfg["kind"], "task": cfg["task"], "src": cfg["src"], "tgt": cfg["tgt"],
                           "parameters": n, "config": model.config, "decoding": cfg["decoding"]}, indent=2))
         return
     beam = int(argv[argv.index("--beam") + 1]) if "--beam" in argv else 1

@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import hasten_torch as ht  # noqa: E402
 
 _models = {}
+CONFIGS = {"transformer": ht.transformer_config, "markov": ht.markov_config}
 
 
 def model_of(path):
@@ -64,14 +65,38 @@ def run(op):
         # A fresh torch model with every parameter random (LayerNorm weights and biases too, so a
         # swapped name cannot hide behind equal values), saved as a Hasten model directory.
         torch.manual_seed(op["seed"])
-        model = ht.Transformer(ht.transformer_config(**op["config"]))
+        model_kind = op.get("kind", "transformer")
+        model = ht.build_model(model_kind, CONFIGS[model_kind](**op["config"]))
         with torch.no_grad():
             for p in model.parameters():
-                p.add_(torch.randn_like(p) * 0.2)
+                p.add_(torch.randn_like(p) * op.get("noise", 0.2))
         cfg = {"task": "translation", "src": "de", "tgt": "en",
                "decoding": {"maxLenA": 1.2, "maxLenB": 10, "beam": 5, "lengthPenalty": 1}}
-        ht.save_model_dir(model, cfg, op["out"], tokenizer=op["tokenizer"], version=op["version"], dtype=op["dtype"])
+        ht.save_model_dir(model, cfg, op["out"], tokenizer=op["tokenizer"], version=op["version"], dtype=op["dtype"],
+                          **({"training": op["training"]} if "training" in op else {}))
         return {"parameters": sum(p.numel() for p in model.parameters()), "names": sorted(model.state_dict())}
+    if kind == "build":
+        model = ht.build_model(op["kind"], op["config"])
+        return {"kind": model.kind, "class": type(model).__name__}
+    if kind == "markov_train_window":
+        # Training mode (dropout on): two passes with the same dropout masks (same seed) on targets
+        # that differ only in the first token. Strict: logits at positions >= order must not move,
+        # or dropout (or anything else) reads tokens older than the window.
+        torch.manual_seed(op["seed"])
+        model = ht.build_model("markov", ht.markov_config(**op["config"])).train()
+        src, tgt = padded(op["src"]), padded(op["tgt"])
+        other = tgt.clone()
+        other[:, 0] = torch.where(other[:, 0] == 5, 6, 5)
+        with torch.no_grad():
+            torch.manual_seed(7)
+            a = model(src, tgt)
+            torch.manual_seed(7)
+            b = model(src, other)
+            torch.manual_seed(8)
+            c = model(src, tgt)
+        k = model.config["order"]
+        return {"insideWindow": (a[:, :k] - b[:, :k]).abs().max().item(), "pastWindow": (a[:, k:] - b[:, k:]).abs().max().item(),
+                "otherMasks": (a - c).abs().max().item()}
     if kind == "sinusoid":
         return {"shape": write_f32(op["out"], ht.sinusoid_table(op["maxLen"], op["dModel"]))}
     if kind == "decode_ids":
@@ -80,7 +105,7 @@ def run(op):
         return {"texts": [ht.decode_ids(tokens, ids) for ids in op["ids"]]}
     if kind == "load":
         model, cfg = model_of(op["dir"])
-        return {"version": cfg["version"], "config": model.config}
+        return {"version": cfg["version"], "kind": cfg["kind"], "class": type(model).__name__, "config": model.config}
     raise ValueError(f"pytorch_driver: unknown op {kind!r}")
 
 
