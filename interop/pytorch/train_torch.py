@@ -48,8 +48,9 @@ tokenizer.json, model.safetensors), DIR/train-log.jsonl in Hasten's log.jsonl fo
 DIR/valid-hyps.txt (the last validation translations) when BLEU was computed. Stops cleanly on
 SIGTERM/SIGINT (validates, saves) and at --time-limit.
 
-Model kinds other than "transformer" come from the bridge's build_model (hasten_torch: markov) and
-interop/pytorch/hasten_lm.py (build_lm_model: lm, glide; glide_loss; save_lm_dir) when present.
+Model kinds: "transformer" and "markov" are hasten_torch's (build_model, save_model_dir), "lm" and
+"glide" hasten_lm's (build_lm_model, lm_loss, glide_train_logits, load_lm_dir for the target,
+save_lm_dir); the glide draft is optimised alone, its target frozen, as in the glide task.
 """
 from __future__ import annotations
 
@@ -452,9 +453,9 @@ def resolve_config(meta, kind, raw):
 
 def _hasten_lm():
     try:
-        import hasten_lm  # noqa: PLC0415 (optional: the lm/glide half of the bridge)
+        import hasten_lm  # noqa: PLC0415 (the lm/glide half of the bridge)
     except ImportError as e:
-        raise UsageError(f"kinds lm and glide need interop/pytorch/hasten_lm.py (build_lm_model, glide_loss, save_lm_dir), which this checkout lacks ({e})") from None
+        raise UsageError(f"kinds lm and glide need interop/pytorch/hasten_lm.py (build_lm_model, lm_loss, glide_train_logits, save_lm_dir), which this checkout lacks ({e})") from None
     return hasten_lm
 
 
@@ -473,6 +474,8 @@ def model_config(kind, c, V, pad, target=None):
         return {"vocab": V, **common, "maxLen": c["maxLen"], "window": c["window"] if c["window"] > 0 else None, "seed": c["seed"]}
     if kind == "glide":
         t = target["config"]
+        if t["maxLen"] < c["seqLen"]:
+            raise UsageError(f"--seq-len {c['seqLen']} exceeds the target's context of {t['maxLen']} positions")
         if t["vocab"] != V:
             raise UsageError(f"--target: the target's vocabulary has {t['vocab']} tokens but the data's tokenizer {V}; a draft uses its target's tokenizer")
         return {"vocab": V, **common, "maxLen": c["maxLen"] if c["maxLen"] > 0 else t["maxLen"],
@@ -481,10 +484,10 @@ def model_config(kind, c, V, pad, target=None):
 
 
 def build_model(kind, config):
-    if kind == "transformer" and not hasattr(ht, "build_model"):
-        return ht.Transformer(config)
     if kind in ("transformer", "markov"):
-        if not hasattr(ht, "build_model"):
+        if not hasattr(ht, "build_model"):  # a bridge from before the model kinds: the Transformer only
+            if kind == "transformer":
+                return ht.Transformer(config)
             raise UsageError(f"kind {kind} needs hasten_torch.build_model (the bridge's Markov Transformer), which this checkout's bridge lacks")
         return ht.build_model(kind, config)
     return _hasten_lm().build_lm_model(kind, config)
@@ -492,22 +495,16 @@ def build_model(kind, config):
 
 def load_target(path, device):
     """glide: the frozen target LM (kind lm) from its model directory."""
-    cfg_path = os.path.join(path, "config.json")
-    if not os.path.exists(cfg_path):
-        raise UsageError(f"--target: {cfg_path} is missing; name the model directory of the target LM")
-    with open(cfg_path, encoding="utf-8") as f:
-        raw = json.load(f)
-    if raw.get("version") != 2 or raw.get("kind") != "lm":
-        raise UsageError(f"--target: {path} must hold a model of kind lm, got kind {raw.get('kind')!r} (version {raw.get('version')!r})")
-    model = _hasten_lm().build_lm_model("lm", raw["config"])
-    state, _ = ht.read_safetensors(os.path.join(path, "model.safetensors"))
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    if not os.path.exists(os.path.join(path, "config.json")):
+        raise UsageError(f"--target: {os.path.join(path, 'config.json')} is missing; name the model directory of the target LM")
+    hl = _hasten_lm()
+    model, cfg = hl.load_lm_dir(path, device=device)
+    if cfg["kind"] != "lm":
+        raise UsageError(f"--target: {path} must hold a model of kind lm (a GliDe draft reads its KV cache), got kind {cfg['kind']!r}")
     for p in model.parameters():
-        p.requires_grad_(False)
-    with open(os.path.join(path, "model.safetensors"), "rb") as f:
-        import hashlib  # noqa: PLC0415
-        sha = hashlib.sha256(f.read()).hexdigest()
-    return {"model": model.to(device).eval(), "config": raw["config"], "sha256": sha, "tokenizer": os.path.join(path, "tokenizer.json")}
+        p.requires_grad_(False)  # frozen: no gradient, not in the optimizer
+    return {"model": model.eval(), "dir": os.path.abspath(path), "config": model.config, "sha256": hl.file_sha256(path),
+            "tokenizer": os.path.join(path, "tokenizer.json")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -566,21 +563,20 @@ class LMObjective:
     def next(self):
         return self._windows(self.train_stream, self.train.next())
 
+    def _logits(self, model, x):
+        if self.target is None:
+            return model(x)  # [B, T, V]
+        # glide: the target runs over x (eval, no gradient), the draft glimpses its keys and values
+        return _hasten_lm().glide_train_logits(model, self.target["model"], x, block_size=self.block)
+
     def loss(self, model, b):
         x, y = b
-        if self.target is not None:
-            return _hasten_lm().glide_loss(model, self.target["model"], x, y, block_size=self.block, label_smoothing=self.ls)
-        logits = model(x)
+        logits = self._logits(model, x)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), label_smoothing=self.ls)
 
     def valid_sums(self, model, b):
         x, y = b
-        if self.target is not None:
-            n = y.numel()
-            hl = _hasten_lm()
-            return (hl.glide_loss(model, self.target["model"], x, y, block_size=self.block, label_smoothing=self.ls) * n,
-                    hl.glide_loss(model, self.target["model"], x, y, block_size=self.block, label_smoothing=0.0) * n)
-        return ce_sums(model(x), y, self.ls)
+        return ce_sums(self._logits(model, x), y, self.ls)
 
     @staticmethod
     def tokens(b):
@@ -893,9 +889,10 @@ def save_dir(kind, task, model, c, meta, tok_path, out, dtype, training, target)
         return
     if task == "lm":
         decoding = {"maxNewTokens": c["maxNewTokens"], "temperature": c["temperature"], "topP": c["topP"]}
-    else:
-        decoding = {"method": c["method"], "gamma": c["gamma"], "capeBins": c["capeBins"], "blockSize": c["blockSize"], "targetSha256": target["sha256"]}
-    _hasten_lm().save_lm_dir(model, out, tokenizer=tok_path, task=task, decoding=decoding, training=training, dtype=dtype)
+    else:  # decoding.targetSha256 comes from the target directory
+        decoding = {"method": c["method"], "gamma": c["gamma"], "capeBins": c["capeBins"], "blockSize": c["blockSize"]}
+    _hasten_lm().save_lm_dir(model, None, out, tokenizer=tok_path, kind=kind, task=task, decoding=decoding, training=training, dtype=dtype,
+                             target=target["dir"] if target is not None else None)
 
 
 if __name__ == "__main__":
