@@ -15,7 +15,7 @@
 #
 # Time: every job gets --time-limit = the seconds left before --deadline minus --margin (for its
 # last validation and save), unless its flags set one. At the deadline stragglers get SIGTERM
-# (train_torch.py then validates, if it can, and saves), after --grace seconds SIGKILL (they still
+# (train_torch.py then saves at once, without validating), after --grace seconds SIGKILL (they still
 # leave the directory of their last validation). Then everything is packed: models, logs and
 # summary.json into hasten-models.tar.xz (gzip when there is no xz), cut into parts of at most
 # --part-mib MiB because the tool returns at most 8 files of 16 MiB, 64 MiB in all. Weights are F16
@@ -148,7 +148,7 @@ done
 alive() { local p; for p in "${running[@]}"; do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }
 while alive && [ "$(date +%s)" -lt "$deadline_at" ]; do sleep 2; done
 if alive; then
-  say "deadline: SIGTERM to the jobs still running (they validate and save)"
+  say "deadline: SIGTERM to the jobs still running (they save at once)"
   for f in "$work"/state/*.pid; do [ -e "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
   end=$(( $(date +%s) + grace ))
   while alive && [ "$(date +%s)" -lt "$end" ]; do sleep 1; done

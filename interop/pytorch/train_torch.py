@@ -17,7 +17,7 @@ fixed by the export cannot be changed here. Flags of this script only:
     --device D        cuda | cpu (default: cuda when available)
     --precision P     fp32 | tf32 | bf16 (default tf32 on CUDA, fp32 on CPU; bf16: autocast)
     --dtype D         F16 | BF16 | F32 weights in the directory (default F16, as `hasten train` exports)
-    --time-limit S    stop training after S seconds of wall time, then validate and save
+    --time-limit S    stop training after S seconds of wall time (from the start), then validate and save
     --bleu MODE       auto | on | off: validation BLEU (translation) with sacrebleu; auto = when
                       sacrebleu imports; on = decode even without it (hypotheses only)
     --no-save-at-eval save the directory at the end only (default: also after every validation,
@@ -45,8 +45,9 @@ The recipe is nn/train (run.ts, trainer.ts) step for step:
     seeded with --seed), the distributions do not. Dropout masks come from torch's generator too.
 Written: DIR (config.json version 2 with a `training` record saying it was trained here,
 tokenizer.json, model.safetensors), DIR/train-log.jsonl in Hasten's log.jsonl format, and
-DIR/valid-hyps.txt (the last validation translations) when BLEU was computed. Stops cleanly on
-SIGTERM/SIGINT (validates, saves) and at --time-limit.
+DIR/valid-hyps.txt (the last validation translations) when BLEU was computed. At --time-limit it
+validates and saves; on SIGTERM/SIGINT it saves at once (a validation under way is dropped; as
+Hasten's run, an interrupted run is not validated again), so a deadline never loses the weights.
 
 Model kinds: "transformer" and "markov" are hasten_torch's (build_model, save_model_dir), "lm" and
 "glide" hasten_lm's (build_lm_model, lm_loss, glide_train_logits, load_lm_dir for the target,
@@ -586,11 +587,16 @@ class LMObjective:
 # ---------------------------------------------------------------------------------------------
 # Validation BLEU (translation): greedy decoding as the translate hook does, sacrebleu's BLEU
 
-def bleu_of(model, valid_all, refs, c, tokens, batch_size=128):
+def bleu_of(model, valid_all, refs, c, tokens, stop, batch_size=128):
+    """(BLEU or None without sacrebleu, hypotheses), or None when a stop signal came meanwhile."""
     n = len(refs) if c["validBleuLimit"] == 0 else min(c["validBleuLimit"], len(refs))
     limit = model.config["maxLen"]
     sources = [s[:limit] for s in valid_all.sources(n)]  # translateLines truncates to maxLen
-    hyps = ht.decode_corpus(model, sources, batch_size=batch_size, max_len_a=c["maxLenA"], max_len_b=c["maxLenB"])
+    hyps = []
+    for i in range(0, n, 4 * batch_size):  # in chunks, so that SIGTERM need not wait for all of it
+        if stop.signal:
+            return None
+        hyps += ht.decode_corpus(model, sources[i:i + 4 * batch_size], batch_size=batch_size, max_len_a=c["maxLenA"], max_len_b=c["maxLenB"])
     texts = [_one_line(ht.decode_ids(tokens, h[0])) for h in hyps]
     try:
         import sacrebleu  # noqa: PLC0415
@@ -752,26 +758,35 @@ def main(argv):
                 return fn(*a)
         return fn(*a)
 
-    state = {"step": 0, "best": None, "lastValid": None, "bleuSentences": 0, "hyps": None}
+    state = {"step": 0, "best": None, "lastValid": None, "lastValidStep": None, "bleuSentences": 0, "hyps": None}
 
     def evaluate():
+        """Validates and records; gives up (returns False) when a stop signal comes meanwhile:
+        the job is being stopped, and saving its weights matters more than a number."""
         model.eval()
         s_loss = s_nll = 0.0
         n = 0
-        with torch.no_grad():
-            for b in obj.valid:
-                a, z = run(obj.valid_sums, model, b)
-                s_loss += float(a)
-                s_nll += float(z)
-                n += obj.tokens(b)
-            bleu = None
-            if bleu_mode != "off":
-                bleu, hyps = bleu_of(model, valid_all, refs, c, tokens_list)
-                state["hyps"], state["bleuSentences"] = hyps, len(hyps)
-        model.train()
+        try:
+            with torch.no_grad():
+                for b in obj.valid:
+                    if stop.signal:
+                        return False
+                    a, z = run(obj.valid_sums, model, b)
+                    s_loss += float(a)
+                    s_nll += float(z)
+                    n += obj.tokens(b)
+                bleu = None
+                if bleu_mode != "off":
+                    r = bleu_of(model, valid_all, refs, c, tokens_list, stop)
+                    if r is None:
+                        return False
+                    bleu, hyps = r
+                    state["hyps"], state["bleuSentences"] = hyps, len(hyps)
+        finally:
+            model.train()
         v = {"loss": s_loss / n, "nll": s_nll / n, "bleu": bleu}
         step = state["step"]
-        state["lastValid"] = v
+        state["lastValid"], state["lastValidStep"] = v, step
         emit({"kind": "valid", "step": step, "loss": v["loss"], "nll": v["nll"], "bleu": bleu, "bleuSentences": state["bleuSentences"] if bleu_mode != "off" else 0, "seconds": elapsed()},
              f"valid @ {step}: loss {v['loss']:.3f}, nll {v['nll']:.3f} (ppl {math.exp(min(v['nll'], 50)):.2f})" + ("" if bleu is None else f", BLEU {bleu:.2f} on {state['bleuSentences']} sentences"))
         metric = "bleu" if c["bestBy"] == "bleu" and bleu is not None else "loss"
@@ -782,6 +797,7 @@ def main(argv):
             if c["export"] == "best":
                 state["bestWeights"] = {k: t.detach().clone() for k, t in model.state_dict().items()}
             emit({"kind": "event", "step": step, "event": "best", "detail": f"{metric} {value:.4f}"})
+        return True
 
     def save(stopped_by, final):
         weights = "final"
@@ -789,7 +805,7 @@ def main(argv):
             model.load_state_dict(state["bestWeights"])
             weights = f"best (step {state['best']['step']})"
         training = {
-            "steps": state["step"], "weights": weights, "best": state["best"], "lastValid": state["lastValid"],
+            "steps": state["step"], "weights": weights, "best": state["best"], "lastValid": state["lastValid"], "lastValidStep": state["lastValidStep"],
             "config": {**c, "out": out},
             "trainer": f"PyTorch via the Hasten bridge ({TRAINER}, hasten_torch)",
             "device": device_name(device), "torch": torch.__version__, "precision": precision, "weightsDtype": dtype,
@@ -858,15 +874,15 @@ def main(argv):
                     + ("" if e["gradNorm"] is None else f", |g| {e['gradNorm']:.3f}") + f", {tps:,.0f} tok/s, {elapsed():.0f}s")
             loss_acc.zero_()
             norm_acc.zero_()
-        if c["evalEvery"] > 0 and step % c["evalEvery"] == 0:
-            evaluate()
+        if c["evalEvery"] > 0 and step % c["evalEvery"] == 0 and evaluate():
             last_eval = step
             if save_at_eval:
                 save("running", False)
         if logged:
             iv = {"tokens": 0, "steps": 0, "t0": time.time()}  # after validation: its time is not training time
 
-    if last_eval != state["step"] and state["step"] > 0:
+    # As Hasten's run: a final validation unless the run was interrupted (a signal: save at once).
+    if last_eval != state["step"] and state["step"] > 0 and not stopped_by.startswith("signal"):
         evaluate()
     if state["step"] == 0:
         raise RuntimeError(f"stopped ({stopped_by}) before the first step; nothing saved")

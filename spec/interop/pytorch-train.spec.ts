@@ -60,7 +60,7 @@ const TOL = 1e-4;
 
 const py = findTorchPython();
 const NAMES = ["export: ids decode to the text; the learned vocabulary is Hasten's", "batches equal Hasten's (translation, lm)", "init distributions equal Hasten's",
-  "a tiny transformer trains on CPU; Hasten loads it and agrees", "SIGTERM saves; export settings are fixed", "device-train.sh: jobs, @references, time limits",
+  "a tiny transformer trains on CPU; Hasten loads it and agrees", "SIGTERM and --time-limit save; export settings are fixed", "device-train.sh: jobs, @references, time limits",
   "markov kind (hasten_torch.build_model)", "lm kind (hasten_lm)", "glide kind (hasten_lm)"];
 
 if ("skip" in py) {
@@ -176,6 +176,10 @@ if ("skip" in py) {
     const r = trainRun(dir, [...flags({ ...settings, maxSteps: 8, evalEvery: 8, logEvery: 4 }), "--dtype", "F32", "--bleu", "off", "--threads", "1"], kind, data.out);
     otherKinds[kind] = { status: r.status, stderr: r.stderr, valid: r.status === 0 ? validOf(dir, (data.meta.tasks as Record<string, string>)[kind], config(data.meta, kind, settings)) : undefined };
   }
+
+  // --time-limit: the run stops itself, validates and saves.
+  const limitOut = join(root, "limit");
+  const limited = trainRun(limitOut, [...flags({ ...RUN, maxSteps: 100000, evalEvery: 0, logEvery: 2 }), "--time-limit", "3", "--threads", "1"]);
 
   // Hasten's views of the torch-trained directory.
   let trained: ModelDir<Transformer> | undefined, hastenValid: { loss: number; nll: number } | undefined, hastenHyps: string[] = [];
@@ -333,17 +337,22 @@ if ("skip" in py) {
     assert.equal(hyps, hastenHyps);
   });
 
-  t("SIGTERM saves; export settings are fixed", () => {
-    assert.is(term.code, 0, `SIGTERM run: ${term.stderr}`);
-    const m = loadModelDir(termOut);
-    try {
-      const tr = m.config.training as { stoppedBy: string; steps: number; lastValid: { loss: number } | null };
-      assert.is(tr.stoppedBy, "signal SIGTERM");
-      assert.ok(tr.steps >= 4, `steps ${tr.steps}`);
-      assert.ok(tr.lastValid && Number.isFinite(tr.lastValid.loss), "validated before saving");
-    } finally {
+  t("SIGTERM and --time-limit save; export settings are fixed", () => {
+    type Rec = { stoppedBy: string; steps: number; lastValid: { loss: number } | null; lastValidStep: number | null };
+    const training = (dir: string) => {
+      const m = loadModelDir(dir);
       m.model.dispose();
-    }
+      return m.config.training as Rec;
+    };
+    assert.is(term.code, 0, `SIGTERM run: ${term.stderr}`);
+    const tr = training(termOut);
+    assert.is(tr.stoppedBy, "signal SIGTERM");
+    assert.ok(tr.steps >= 4, `steps ${tr.steps}`);
+    assert.is(tr.lastValid, null, "an interrupted run saves at once, unvalidated (as Hasten's)");
+    assert.is(limited.status, 0, `--time-limit run: ${limited.stderr}`);
+    const lim = training(limitOut);
+    assert.is(lim.stoppedBy, "timeLimit");
+    assert.ok(lim.steps >= 1 && lim.lastValidStep === lim.steps && Number.isFinite(lim.lastValid!.loss), `validated at the end: ${JSON.stringify(lim)}`);
     assert.is(refused.status, 2, refused.stderr);
     assert.match(refused.stderr, /--vocab-size: the data was exported with vocab-size 400; export again to change it/);
   });
