@@ -620,6 +620,16 @@ def inverse_sqrt_lr(step, peak, warmup):
     return peak * min(step / warmup, math.sqrt(warmup / step))
 
 
+def set_tf32(on):
+    """TF32 for float32 matmuls (cuBLAS) or not. torch >= 2.9 has per-backend settings and refuses
+    a mix of them with the legacy ones, so only the new one is set where it exists."""
+    m = torch.backends.cuda.matmul
+    if hasattr(m, "fp32_precision"):
+        m.fp32_precision = "tf32" if on else "ieee"
+    else:
+        torch.set_float32_matmul_precision("high" if on else "highest")
+
+
 class Stop:
     def __init__(self):
         self.signal = None
@@ -682,9 +692,8 @@ def main(argv):
         torch.set_num_threads(c["threads"])
     elif device.type == "cuda":
         torch.set_num_threads(2)  # many jobs share the machine's cores; the GPU does the work
-    torch.set_float32_matmul_precision("high" if precision == "tf32" else "highest")
     if device.type == "cuda":
-        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        set_tf32(precision == "tf32")
 
     root = own["data"]
     tok = meta["tokenizer"]

@@ -361,9 +361,13 @@ if ("skip" in py) {
     assert.is(dry.status, 0, dry.stderr + dry.stdout);
     const work = join(root, "work");
     const logOf = (job: string) => readFileSync(join(root, "device-out", "logs", `${job}.log`), "utf8");
-    assert.match(logOf("first"), new RegExp(`job first: \\S+ interop/pytorch/train_torch.py --out ${work}/models/first --force --data ${pairData.out} --kind transformer --max-steps 5 --time-limit (24\\d|250)\\n`));
+    assert.match(logOf("first"), new RegExp(`job first: \\S+ interop/pytorch/train_torch.py --out ${work}/models/first --force --data ${pairData.out} --kind transformer --max-steps 5 --time-limit 2[0-5]\\d\\n`));
     assert.match(logOf("second"), new RegExp(`job second: .* --kind glide --target ${work}/models/first --time-limit \\d+\\n`));
-    assert.match(dry.stdout, /2 job\(s\): first second/);
+    assert.match(dry.stdout, /smoke: 2 job\(s\): first second/);
+    assert.match(dry.stdout, /train: 2 job\(s\): first second/);
+    // The smoke phase: 2 steps, a validation and a save per job, BLEU only where there is translation.
+    assert.match(logOf("smoke-first"), new RegExp(`--out ${work}/smoke/models/first .*--max-steps 5 --max-steps 2 --eval-every 2 --log-every 1 --time-limit 90 --valid-bleu-limit 16\\n`));
+    assert.match(logOf("smoke-second"), new RegExp(`--target ${work}/smoke/models/first --max-steps 2 --eval-every 2 --log-every 1 --time-limit 90\\n`));
     assert.is(badJobs.status, 2);
     assert.match(badJobs.stderr, /job x refers to @nobody, which is not a job/);
   });
