@@ -67,10 +67,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hasten_torch as ht  # noqa: E402
+from hasten_data import Batcher, LMBatcher, PairData, read_ids, read_meta  # noqa: E402
 
-DEVICE_DATA_FORMAT = "hasten-device-data"
 TRAINER = "interop/pytorch/train_torch.py"
-M32 = 0xFFFFFFFF
 
 
 class UsageError(Exception):
@@ -78,230 +77,11 @@ class UsageError(Exception):
 
 
 # ---------------------------------------------------------------------------------------------
-# Hasten's random streams and batchers (core/rng.ts, nn/data/batcher.ts, nn/data/lm-batcher.ts)
-
-def mulberry32(seed):
-    """core/rng.ts mulberry32: floats in [0, 1), bit-identical to JavaScript's (all uint32 arithmetic)."""
-    state = seed & M32
-
-    def random():
-        nonlocal state
-        state = (state + 0x6D2B79F5) & M32
-        t = state
-        t = ((t ^ (t >> 15)) * (t | 1)) & M32                 # Math.imul(t ^ t >>> 15, t | 1)
-        t ^= (t + (((t ^ (t >> 7)) * (t | 61)) & M32)) & M32  # t ^= t + Math.imul(t ^ t >>> 7, t | 61)
-        return ((t ^ (t >> 14)) & M32) / 4294967296
-    return random
-
-
-def shuffle_in_place(arr, random):
-    """core/rng.ts shuffleInPlace (Fisher-Yates walking down)."""
-    for i in range(len(arr) - 1, 0, -1):
-        j = int(random() * (i + 1))
-        arr[i], arr[j] = arr[j], arr[i]
-    return arr
-
-
-def mix_seed(seed, epoch):
-    """(seed ^ Math.imul(epoch + 1, 0x9e3779b9)) >>> 0: one generator per (seed, epoch)."""
-    return (seed ^ (((epoch + 1) * 0x9E3779B9) & M32)) & M32
-
-
-class Batcher:
-    """nn/data/batcher.ts: token-budget batches of (src, tgt) pairs. Holds the plan only; tensors
-    are built by PairData.batch. State {seed, epoch, position} as Hasten's."""
-
-    def __init__(self, src_len, tgt_len, max_tokens, seed=0, shuffle=True):
-        self.pad_len = [max(1, s, t + 1) for s, t in zip(src_len, tgt_len)]
-        for i, w in enumerate(self.pad_len):
-            if w > max_tokens:
-                raise ValueError(f"Batcher: example {i} alone needs {w} padded tokens but maxTokens is {max_tokens}")
-        self.rank = [w * 65536 + min(s, 65535) for w, s in zip(self.pad_len, src_len)]
-        self.max_tokens, self.seed, self.shuffle = max_tokens, seed, shuffle
-        self.epoch = self.position = 0
-        self._cached = None
-
-    def plan_for(self, epoch):
-        if self._cached and self._cached[0] == epoch:
-            return self._cached[1]
-        order = list(range(len(self.pad_len)))
-        random = mulberry32(mix_seed(self.seed, epoch))
-        if self.shuffle:
-            shuffle_in_place(order, random)
-        order.sort(key=self.rank.__getitem__)  # stable, as Array.prototype.sort
-        plan, cur, width = [], [], 0
-        for i in order:
-            w = max(width, self.pad_len[i])
-            if cur and (len(cur) + 1) * w > self.max_tokens:
-                plan.append(cur)
-                cur, width = [], 0
-            cur.append(i)
-            width = max(width, self.pad_len[i])
-        if cur:
-            plan.append(cur)
-        if self.shuffle:
-            shuffle_in_place(plan, random)
-        self._cached = (epoch, plan)
-        return plan
-
-    @property
-    def batches_in_epoch(self):
-        return len(self.plan_for(self.epoch))
-
-    def next(self):
-        """Indices of the next batch (after the last batch of an epoch, the first of the next)."""
-        if self.position >= len(self.plan_for(self.epoch)):
-            self.epoch += 1
-            self.position = 0
-        b = self.plan_for(self.epoch)[self.position]
-        self.position += 1
-        return b
-
-    def epochs_done(self):
-        return self.epoch + (1 if self.position >= self.batches_in_epoch else 0)
-
-
-class LMBatcher:
-    """nn/data/lm-batcher.ts: windows of seqLen + 1 tokens at stride seqLen, in a seeded random
-    order per epoch, batch_size at a time (the last batch of an epoch may be smaller)."""
-
-    def __init__(self, stream_len, seq_len, batch_size, seed=0, shuffle=True):
-        self.windows = (stream_len - 1) // seq_len
-        if self.windows < 1:
-            raise ValueError(f"LMBatcher: a stream of {stream_len} tokens holds no window of {seq_len} + 1 tokens")
-        self.seq_len, self.batch_size, self.seed, self.shuffle = seq_len, batch_size, seed, shuffle
-        self.epoch = self.position = 0
-        self._cached = None
-
-    @property
-    def batches_in_epoch(self):
-        return -(-self.windows // self.batch_size)
-
-    def order(self):
-        if self._cached and self._cached[0] == self.epoch:
-            return self._cached[1]
-        order = list(range(self.windows))
-        if self.shuffle:
-            shuffle_in_place(order, mulberry32(mix_seed(self.seed, self.epoch)))
-        self._cached = (self.epoch, order)
-        return order
-
-    def next(self):
-        """Window numbers of the next batch."""
-        if self.position >= self.batches_in_epoch:
-            self.epoch += 1
-            self.position = 0
-        a = self.position * self.batch_size
-        w = self.order()[a:min(self.windows, a + self.batch_size)]
-        self.position += 1
-        return w
-
-    def epochs_done(self):
-        return self.epoch + (1 if self.position >= self.batches_in_epoch else 0)
-
-
-# ---------------------------------------------------------------------------------------------
-# The exported data
-
-def read_ids(path, dtype):
-    """A little-endian uint16 or int32 id file -> int64 tensor (torch < 2.3 has no uint16)."""
-    with open(path, "rb") as f:
-        buf = bytearray(f.read())
-    if not buf:
-        return torch.zeros(0, dtype=torch.long)
-    if dtype == "uint16":
-        return torch.frombuffer(buf, dtype=torch.int16).long() & 0xFFFF
-    if dtype == "int32":
-        return torch.frombuffer(buf, dtype=torch.int32).long()
-    raise ValueError(f"read_ids: unknown id dtype {dtype!r}")
-
-
-def read_u32(path):
-    with open(path, "rb") as f:
-        buf = bytearray(f.read())
-    return (torch.frombuffer(buf, dtype=torch.int32).long() & M32) if buf else torch.zeros(0, dtype=torch.long)
-
-
-def read_meta(root):
-    path = os.path.join(root, "meta.json")
-    if not os.path.exists(path):
-        raise UsageError(f"--data: {path} is missing (export the data with interop/pytorch/export-data.ts)")
-    with open(path, encoding="utf-8") as f:
-        meta = json.load(f)
-    if meta.get("format") != DEVICE_DATA_FORMAT or meta.get("version") != 1:
-        raise UsageError(f'--data: {path} is not a {DEVICE_DATA_FORMAT} version 1 folder')
-    return meta
-
-
-class PairData:
-    """A split of parallel sentences on the device: ids back to back, offsets and lengths."""
-
-    def __init__(self, root, split, dtype, device):
-        self.src, self.tgt = (read_ids(os.path.join(root, f"{split}.{s}.ids"), dtype) for s in ("src", "tgt"))
-        self.src_len, self.tgt_len = (read_u32(os.path.join(root, f"{split}.{s}.len")) for s in ("src", "tgt"))
-        for side, ids, n in (("src", self.src, self.src_len), ("tgt", self.tgt, self.tgt_len)):
-            if int(n.sum()) != ids.numel():
-                raise ValueError(f"{root}: {split}.{side}.len sums to {int(n.sum())} tokens but {split}.{side}.ids holds {ids.numel()}")
-        if self.src_len.numel() != self.tgt_len.numel():
-            raise ValueError(f"{root}: {split} has {self.src_len.numel()} sources but {self.tgt_len.numel()} targets")
-        self.src_off = torch.cumsum(self.src_len, 0) - self.src_len
-        self.tgt_off = torch.cumsum(self.tgt_len, 0) - self.tgt_len
-        self.device = device
-        self._dev = {k: getattr(self, k).to(device) for k in ("src", "tgt", "src_len", "tgt_len", "src_off", "tgt_off")}
-
-    def __len__(self):
-        return self.src_len.numel()
-
-    def subset(self, keep):
-        """Keep the pairs at indices `keep` (a list), in that order."""
-        idx = torch.tensor(keep, dtype=torch.long)
-        out = object.__new__(PairData)
-        out.src_len, out.tgt_len = self.src_len[idx], self.tgt_len[idx]
-        s = [self.src[o:o + n] for o, n in zip(self.src_off[idx].tolist(), out.src_len.tolist())]
-        t = [self.tgt[o:o + n] for o, n in zip(self.tgt_off[idx].tolist(), out.tgt_len.tolist())]
-        out.src = torch.cat(s) if s else torch.zeros(0, dtype=torch.long)
-        out.tgt = torch.cat(t) if t else torch.zeros(0, dtype=torch.long)
-        out.src_off = torch.cumsum(out.src_len, 0) - out.src_len
-        out.tgt_off = torch.cumsum(out.tgt_len, 0) - out.tgt_len
-        out.device = self.device
-        out._dev = {k: getattr(out, k).to(self.device) for k in ("src", "tgt", "src_len", "tgt_len", "src_off", "tgt_off")}
-        return out
-
-    def sources(self, n=None):
-        n = len(self) if n is None else n
-        return [self.src[o:o + k].tolist() for o, k in zip(self.src_off[:n].tolist(), self.src_len[:n].tolist())]
-
-    def batch(self, indices, pad, bos, eos):
-        """Hasten's Batch for these pairs: src [B, S], tgt_in = bos y [B, T], tgt_out = y eos [B, T],
-        right-padded; S = max(1, longest source), T = longest target + 1; and the target token count."""
-        d = self._dev
-        idx = torch.tensor(indices, dtype=torch.long, device=self.device)
-        sl, tl, so, to = d["src_len"][idx], d["tgt_len"][idx], d["src_off"][idx], d["tgt_off"][idx]
-        S = max(1, int(self.src_len[indices].max()))
-        T = int(self.tgt_len[indices].max()) + 1
-        src = _gather_rows(d["src"], so, sl, S, pad)
-        y = _gather_rows(d["tgt"], to, tl, T, pad)  # y1 ... ym then pad   [B, T]
-        b = len(indices)
-        tgt_in = torch.cat([torch.full((b, 1), bos, dtype=torch.long, device=self.device), y[:, :T - 1]], 1)
-        tgt_out = y.scatter(1, tl.view(-1, 1), eos)  # eos right after the last target token
-        return src, tgt_in, tgt_out, int(self.tgt_len[indices].sum()) + b
-
-
-def _gather_rows(flat, off, length, width, pad):
-    """[B, width]: row b holds flat[off[b] : off[b] + length[b]], then pad."""
-    j = torch.arange(width, device=flat.device).view(1, -1)
-    inside = j < length.view(-1, 1)
-    pos = (off.view(-1, 1) + j).clamp(max=max(0, flat.numel() - 1))
-    rows = flat[pos] if flat.numel() else torch.zeros(pos.shape, dtype=torch.long, device=flat.device)
-    return torch.where(inside, rows, torch.full_like(rows, pad))
-
-
-# ---------------------------------------------------------------------------------------------
 # Settings: Hasten's keys, defaults and specs from meta.json, overridden by flags
 
 OWN_FLAGS = {"data", "out", "kind", "target", "device", "precision", "dtype", "time-limit", "bleu", "save-at-eval", "force", "help"}
-# Hasten settings that mean nothing here (the backend, checkpoints): accepted, recorded, unused.
-INERT = {"backend", "checkpointEvery"}
+# Hasten settings without a meaning here (backend, checkpointEvery) are accepted and recorded in
+# the directory's training record, and change nothing; threads sets torch's CPU threads.
 
 
 def camel(flag):
@@ -405,7 +185,7 @@ def resolve_config(meta, kind, raw):
         neg = flag.startswith("no-") and value is None
         key = camel(flag[3:] if neg else flag)
         if key not in specs or key in ("task", "model", "out"):
-            near = sorted(kebab(k) for k in specs if k not in ("task", "model", "out"))
+            near = sorted(kebab(k) for k in specs if k not in ("task", "model", "out") and kebab(k) not in OWN_FLAGS)
             raise UsageError(f"unknown option --{flag} for kind {kind}; settings: {' '.join('--' + n for n in near)}")
         spec = specs[key]
         if value is None and spec["kind"] == "bool":
@@ -449,8 +229,7 @@ def resolve_config(meta, kind, raw):
 
 
 # ---------------------------------------------------------------------------------------------
-# Model kinds: the Transformer is in this bridge; the others come with hasten_torch.build_model
-# (markov) and hasten_lm (lm, glide) once merged.
+# Model kinds: "transformer" and "markov" from hasten_torch, "lm" and "glide" from hasten_lm
 
 def _hasten_lm():
     try:
@@ -644,6 +423,267 @@ def device_name(device):
     return "cpu"
 
 
+def run_options(own):
+    """This script's own flags, checked: device, precision, weights dtype, time limit, BLEU, saving."""
+    dev = own.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dev not in ("cuda", "cpu") and not dev.startswith("cuda:"):
+        raise UsageError(f"--device must be cuda or cpu, got {dev!r}")
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda: torch sees no CUDA device")
+    device = torch.device(dev)
+    precision = own.get("precision") or ("tf32" if device.type == "cuda" else "fp32")
+    if precision not in ("fp32", "tf32", "bf16"):
+        raise UsageError(f"--precision must be fp32, tf32 or bf16, got {precision!r}")
+    dtype = own.get("dtype") or "F16"
+    if dtype not in ("F16", "BF16", "F32"):
+        raise UsageError(f"--dtype must be F16, BF16 or F32, got {dtype!r}")
+    try:
+        time_limit = float(own["time-limit"]) if own.get("time-limit") else math.inf
+    except ValueError:
+        raise UsageError(f"--time-limit must be a number of seconds, got {own['time-limit']!r}") from None
+    bleu = own.get("bleu") or "auto"
+    if bleu not in ("auto", "on", "off"):
+        raise UsageError(f"--bleu must be auto, on or off, got {bleu!r}")
+    return {"device": device, "precision": precision, "dtype": dtype, "timeLimit": time_limit, "bleu": bleu,
+            "saveAtEval": "no-save-at-eval" not in own}
+
+
+class Run:
+    """One training run (nn/train/run.ts): the model, AdamW and the task's objective; the loop with
+    logging, validation and saving; the model directory at the end."""
+
+    def __init__(self, meta, root, kind, c, out, o):
+        self.t0 = time.time()
+        self.meta, self.kind, self.c, self.out, self.o = meta, kind, c, out, o
+        self.task = meta["tasks"][kind]
+        self.device = device = o["device"]
+        self.stop = Stop()
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        torch.manual_seed(c["seed"])
+        if c["threads"] > 0:
+            torch.set_num_threads(c["threads"])
+        elif device.type == "cuda":
+            torch.set_num_threads(2)  # many jobs share the machine's cores; the GPU does the work
+        if device.type == "cuda":
+            set_tf32(o["precision"] == "tf32")
+
+        # The vocabulary, the target (glide), the model.
+        self.tok = tok = meta["tokenizer"]
+        self.tok_path = os.path.join(root, tok["file"])
+        with open(self.tok_path, encoding="utf-8") as f:
+            tok_json = json.load(f)
+        self.target = load_target(c["target"], device) if self.task == "glide" else None
+        if self.target is not None:
+            with open(self.target["tokenizer"], encoding="utf-8") as f:
+                if json.load(f) != tok_json:
+                    raise UsageError(f"--target: {self.target['tokenizer']} is not the data's tokenizer; a draft uses its target's tokenizer")
+        self.model = model = build_model(kind, model_config(kind, c, tok["vocabSize"], tok["padId"], self.target))
+        if c["init"]:
+            # Fine-tuning (`init`): the weights of a model directory of the same kind and shape.
+            with open(os.path.join(c["init"], "tokenizer.json"), encoding="utf-8") as f:
+                if json.load(f) != tok_json:
+                    raise UsageError(f"--init: {c['init']}/tokenizer.json is not the data's tokenizer (export the data with --tokenizer {c['init']}/tokenizer.json)")
+            state, _ = ht.read_safetensors(os.path.join(c["init"], "model.safetensors"))
+            model.load_state_dict({k: v.float() for k, v in state.items()})
+        model.to(device).train()
+        self.params = list(model.parameters())  # the draft's only, for glide: its target is frozen
+        self.tokens = ht.tokenizer_tokens(tok_json)
+
+        # The task's data and objective.
+        self.bleu = o["bleu"]
+        if self.task == "translation":
+            train = PairData(root, "train", meta["idDtype"], device)
+            self.valid_all = PairData(root, "valid", meta["idDtype"], device)
+            fit = min(c["maxLen"] - 1, c["maxTokens"] - 1)  # validPairsThatFit
+            keep = [i for i, (s, t) in enumerate(zip(self.valid_all.src_len.tolist(), self.valid_all.tgt_len.tolist())) if s <= fit and t <= fit]
+            if not keep:
+                raise UsageError(f"no validation pair fits --max-len {c['maxLen']} / --max-tokens {c['maxTokens']}")
+            self.obj = TranslationObjective(train, self.valid_all.subset(keep), c, tok, device)
+            with open(os.path.join(root, "valid.ref.txt"), encoding="utf-8") as f:
+                self.refs = f.read().split("\n")[:len(self.valid_all)]
+            describe = f"{len(train)} training pairs, {len(keep)} validation pairs"
+            if self.bleu == "auto":
+                try:
+                    import sacrebleu  # noqa: F401, PLC0415
+                except ImportError:
+                    self.bleu = "off"
+        else:
+            self.obj = LMObjective(read_ids(os.path.join(root, "train.ids"), meta["idDtype"]),
+                                   read_ids(os.path.join(root, "valid.ids"), meta["idDtype"]), c, device, self.target)
+            describe = (f"{self.obj.train_stream.numel()} training tokens in {self.obj.train.windows} sequences of {self.obj.T}; "
+                        f"{self.obj.valid_stream.numel()} validation tokens")
+            self.bleu = "off"
+
+        # AdamW over every parameter (Hasten decays them all); fused on CUDA where torch has it.
+        opt = dict(lr=c["lr"], betas=(c["beta1"], c["beta2"]), eps=c["eps"], weight_decay=c["weightDecay"])
+        try:
+            self.optimizer = torch.optim.AdamW(self.params, **opt, **({"fused": True} if device.type == "cuda" else {}))
+        except (TypeError, RuntimeError):
+            self.optimizer = torch.optim.AdamW(self.params, **opt)
+        self.bf16 = o["precision"] == "bf16" and device.type == "cuda"
+
+        self.log = []
+        self.step = 0
+        self.best = self.last_valid = self.last_valid_step = self.hyps = self.best_weights = None
+        self.bleu_sentences = 0
+        self.n_params = sum(p.numel() for p in self.params)
+        self.total = c["maxSteps"] if c["maxSteps"] > 0 else c["maxEpochs"] * self.obj.train.batches_in_epoch
+        detail = (f"task {self.task}, model {kind}: {describe}, vocabulary {tok['vocabSize']}, {self.n_params} parameters, "
+                  f"torch {torch.__version__} on {device_name(device)}, {o['precision']}")
+        self.emit({"kind": "event", "step": 0, "event": "start", "seconds": self.elapsed(), "detail": detail}, f"training {out}: {detail}; {self.total} steps")
+
+    def elapsed(self):
+        return time.time() - self.t0
+
+    def emit(self, entry, text=None):
+        """An entry of train-log.jsonl (Hasten's log.jsonl format), and a line on stdout."""
+        self.log.append(entry)
+        print(text if text is not None else json.dumps(entry), flush=True)
+
+    def compute(self, fn, *a):
+        if self.bf16:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return fn(*a)
+        return fn(*a)
+
+    def train(self):
+        """The loop (run.ts): updates until maxSteps / maxEpochs / --time-limit / a signal. -> why it stopped."""
+        c, obj, model, opt = self.c, self.obj, self.model, self.optimizer
+        iv = {"tokens": 0, "steps": 0, "t0": time.time()}
+        loss_acc = torch.zeros((), device=self.device)
+        norm_acc = torch.zeros((), device=self.device)
+        self.last_eval = -1
+        while True:
+            if c["maxSteps"] > 0 and self.step >= c["maxSteps"]:
+                return "maxSteps"
+            if c["maxEpochs"] > 0 and obj.train.epochs_done() >= c["maxEpochs"]:
+                return "maxEpochs"
+            if self.stop.signal:
+                return f"signal {self.stop.signal}"
+            if self.elapsed() >= self.o["timeLimit"]:
+                return "timeLimit"
+            b = obj.next()
+            epoch = obj.train.epoch + 1
+            step = self.step + 1
+            lr = inverse_sqrt_lr(step, c["lr"], c["warmup"])
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss = self.compute(obj.loss, model, b)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            ntok = obj.tokens(b)
+            if c["clipNorm"] > 0:
+                norm_acc += torch.nn.utils.clip_grad_norm_(self.params, c["clipNorm"]).detach()
+            opt.step()
+            self.step = step
+            loss_acc += loss.detach() * ntok
+            iv["tokens"] += ntok
+            iv["steps"] += 1
+            logged = step % c["logEvery"] == 0
+            if logged:
+                # One read-back per interval, not per step: the interval's sums of loss and norm.
+                lsum, nsum = float(loss_acc), float(norm_acc)
+                if not (math.isfinite(lsum) and math.isfinite(nsum)):
+                    self.emit({"kind": "event", "step": step, "event": "interrupted", "seconds": self.elapsed(),
+                               "detail": f"training diverged: loss {lsum / iv['tokens']}, gradient norm {nsum / iv['steps']}"})
+                    kept = "nothing saved" if self.last_valid is None else f"{self.out} holds the weights of the last validation"
+                    raise RuntimeError(f"training diverged by step {step} (lower --lr or raise --warmup); {kept}")
+                tps = iv["tokens"] / max(time.time() - iv["t0"], 1e-9)  # the interval's wall time, read-back included
+                e = {"kind": "train", "step": step, "epoch": epoch, "loss": lsum / iv["tokens"], "lr": lr,
+                     "gradNorm": nsum / iv["steps"] if c["clipNorm"] > 0 else None, "tokens": iv["tokens"], "tokensPerSec": tps, "seconds": self.elapsed()}
+                self.emit(e, f"step {step}/{self.total} epoch {epoch}: loss {e['loss']:.4f}, lr {lr:.3g}"
+                             + ("" if e["gradNorm"] is None else f", |g| {e['gradNorm']:.3f}") + f", {tps:,.0f} tok/s, {self.elapsed():.0f}s")
+                loss_acc.zero_()
+                norm_acc.zero_()
+            if c["evalEvery"] > 0 and step % c["evalEvery"] == 0 and self.evaluate():
+                self.last_eval = step
+                if self.o["saveAtEval"]:
+                    self.save("running", False)
+            if logged:
+                iv = {"tokens": 0, "steps": 0, "t0": time.time()}  # after validation: its time is not training time
+
+    def evaluate(self):
+        """Validates and records (trainer.ts validate, validExtra); gives up (returns False) when a
+        stop signal comes meanwhile: the job is being stopped, and its weights matter more."""
+        model, obj = self.model, self.obj
+        model.eval()
+        s_loss = s_nll = 0.0
+        n = 0
+        try:
+            with torch.no_grad():
+                for b in obj.valid:
+                    if self.stop.signal:
+                        return False
+                    a, z = self.compute(obj.valid_sums, model, b)
+                    s_loss += float(a)
+                    s_nll += float(z)
+                    n += obj.tokens(b)
+                bleu = None
+                if self.bleu != "off":
+                    r = bleu_of(model, self.valid_all, self.refs, self.c, self.tokens, self.stop)
+                    if r is None:
+                        return False
+                    bleu, self.hyps = r
+                    self.bleu_sentences = len(self.hyps)
+        finally:
+            model.train()
+        v = {"loss": s_loss / n, "nll": s_nll / n, "bleu": bleu}
+        step = self.step
+        self.last_valid, self.last_valid_step = v, step
+        self.emit({"kind": "valid", "step": step, "loss": v["loss"], "nll": v["nll"], "bleu": bleu,
+                   "bleuSentences": self.bleu_sentences if self.bleu != "off" else 0, "seconds": self.elapsed()},
+                  f"valid @ {step}: loss {v['loss']:.3f}, nll {v['nll']:.3f} (ppl {math.exp(min(v['nll'], 50)):.2f})"
+                  + ("" if bleu is None else f", BLEU {bleu:.2f} on {self.bleu_sentences} sentences"))
+        metric = "bleu" if self.c["bestBy"] == "bleu" and bleu is not None else "loss"
+        value = bleu if metric == "bleu" else v["nll"]
+        best = self.best
+        if best is None or best["metric"] != metric or (value > best["value"] if metric == "bleu" else value < best["value"]):
+            self.best = {"metric": metric, "value": value, "step": step}
+            if self.c["export"] == "best":
+                self.best_weights = {k: t.detach().clone() for k, t in model.state_dict().items()}
+            self.emit({"kind": "event", "step": step, "event": "best", "detail": f"{metric} {value:.4f}"})
+        return True
+
+    def save(self, stopped_by, final):
+        """The model directory (its `training` record says how it was made), train-log.jsonl and
+        the last validation translations."""
+        c, o = self.c, self.o
+        weights = "final"
+        if final and c["export"] == "best" and self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+            weights = f"best (step {self.best['step']})"
+        training = {
+            "steps": self.step, "weights": weights, "best": self.best, "lastValid": self.last_valid, "lastValidStep": self.last_valid_step,
+            "config": {**c, "out": self.out},
+            "trainer": f"PyTorch via the Hasten bridge ({TRAINER}, hasten_torch)",
+            "device": device_name(self.device), "torch": torch.__version__, "precision": o["precision"], "weightsDtype": o["dtype"],
+            "seconds": round(self.elapsed(), 1), "stoppedBy": stopped_by,
+            "data": {"name": self.meta["name"], "trainDataSha256": self.meta["trainDataSha256"], "tokenizerSha256": self.tok["sha256"], "limit": self.meta.get("limit")},
+        }
+        if self.target is not None:
+            training["targetSha256"] = self.target["sha256"]
+        save_dir(self.kind, self.task, self.model, c, self.meta, self.tok_path, self.out, o["dtype"], training, self.target)
+        with open(os.path.join(self.out, "train-log.jsonl"), "w", encoding="utf-8") as f:
+            f.write("".join(json.dumps(e) + "\n" for e in self.log))
+        if self.hyps is not None:
+            with open(os.path.join(self.out, "valid-hyps.txt"), "w", encoding="utf-8") as f:
+                f.write("".join(h + "\n" for h in self.hyps))
+
+    def finish(self, stopped_by):
+        # As Hasten's run: a final validation unless the run was interrupted (a signal: save at once).
+        if self.step == 0:
+            raise RuntimeError(f"stopped ({stopped_by}) before the first step; nothing saved")
+        if self.last_eval != self.step and not stopped_by.startswith("signal"):
+            self.evaluate()
+        self.emit({"kind": "event", "step": self.step, "event": "done", "seconds": self.elapsed(),
+                   "detail": f"stopped by {stopped_by}; model exported to {self.out} (PyTorch, {device_name(self.device)})"},
+                  f"done at step {self.step} ({stopped_by}) in {self.elapsed():.0f}s: model in {self.out}")
+        self.save(stopped_by, True)
+        print(json.dumps({"summary": {"out": self.out, "kind": self.kind, "steps": self.step, "stoppedBy": stopped_by, "seconds": round(self.elapsed(), 1),
+                                      "lastValid": self.last_valid, "best": self.best, "parameters": self.n_params}}), flush=True)
+
+
 def main(argv):
     own, raw = parse_args(argv)
     if "help" in own:
@@ -652,254 +692,24 @@ def main(argv):
     for k in ("data", "out", "kind"):
         if not own.get(k):
             raise UsageError(f"--{k} is required (see --help)")
-    meta = read_meta(own["data"])
+    try:
+        meta = read_meta(own["data"])
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--data: {e}") from None
     kind = own["kind"]
     c = resolve_config(meta, kind, raw)
-    task = meta["tasks"][kind]
-    if task == "glide":
+    if meta["tasks"][kind] == "glide":
         c["target"] = own.get("target") or c.get("target") or ""
         if not c["target"]:
             raise UsageError("--target must name the target LM's model directory (the draft reads its KV cache)")
     out = os.path.abspath(own["out"])
-    if os.path.exists(out) and os.listdir(out) and "force" not in own:
-        raise UsageError(f"--out {out} exists and is not empty (pass --force to replace it)")
-    if "force" in own and os.path.isdir(out) and os.listdir(out) and not os.path.exists(os.path.join(out, "config.json")):
-        raise UsageError(f"--out {out} is not a model directory; refusing to replace it even with --force")
-    dev_name = own.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-    if dev_name not in ("cuda", "cpu") and not dev_name.startswith("cuda:"):
-        raise UsageError(f"--device must be cuda or cpu, got {dev_name!r}")
-    if dev_name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda: torch sees no CUDA device")
-    device = torch.device(dev_name)
-    precision = own.get("precision") or ("tf32" if device.type == "cuda" else "fp32")
-    if precision not in ("fp32", "tf32", "bf16"):
-        raise UsageError(f"--precision must be fp32, tf32 or bf16, got {precision!r}")
-    dtype = own.get("dtype") or "F16"
-    if dtype not in ("F16", "BF16", "F32"):
-        raise UsageError(f"--dtype must be F16, BF16 or F32, got {dtype!r}")
-    time_limit = float(own["time-limit"]) if own.get("time-limit") else math.inf
-    bleu_mode = own.get("bleu") or "auto"
-    if bleu_mode not in ("auto", "on", "off"):
-        raise UsageError(f"--bleu must be auto, on or off, got {bleu_mode!r}")
-    save_at_eval = "no-save-at-eval" not in own
-
-    t0 = time.time()
-    stop = Stop()
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    torch.manual_seed(c["seed"])
-    if c["threads"] > 0:
-        torch.set_num_threads(c["threads"])
-    elif device.type == "cuda":
-        torch.set_num_threads(2)  # many jobs share the machine's cores; the GPU does the work
-    if device.type == "cuda":
-        set_tf32(precision == "tf32")
-
-    root = own["data"]
-    tok = meta["tokenizer"]
-    tok_path = os.path.join(root, tok["file"])
-    with open(tok_path, encoding="utf-8") as f:
-        tok_json = json.load(f)
-    V, pad = tok["vocabSize"], tok["padId"]
-    target = load_target(c["target"], device) if task == "glide" else None
-    if target is not None:
-        with open(target["tokenizer"], encoding="utf-8") as f:
-            if json.load(f) != tok_json:
-                raise UsageError(f"--target: {target['tokenizer']} is not the data's tokenizer; a draft uses its target's tokenizer")
-    mc = model_config(kind, c, V, pad, target)
-    model = build_model(kind, mc)
-    if c["init"]:
-        # Fine-tuning (`init`): the weights of a model directory of the same kind and shape.
-        with open(os.path.join(c["init"], "tokenizer.json"), encoding="utf-8") as f:
-            if json.load(f) != tok_json:
-                raise UsageError(f"--init: {c['init']}/tokenizer.json is not the data's tokenizer (export the data with --tokenizer {c['init']}/tokenizer.json)")
-        state, _ = ht.read_safetensors(os.path.join(c["init"], "model.safetensors"))
-        model.load_state_dict({k: v.float() for k, v in state.items()})
-    model.to(device).train()
-    params = list(model.parameters())
-    n_params = sum(p.numel() for p in params)
-
-    if task == "translation":
-        train_data = PairData(root, "train", meta["idDtype"], device)
-        valid_all = PairData(root, "valid", meta["idDtype"], device)
-        fit = min(c["maxLen"] - 1, c["maxTokens"] - 1)  # validPairsThatFit
-        keep = [i for i, (s, t) in enumerate(zip(valid_all.src_len.tolist(), valid_all.tgt_len.tolist())) if s <= fit and t <= fit]
-        if not keep:
-            raise UsageError(f"no validation pair fits --max-len {c['maxLen']} / --max-tokens {c['maxTokens']}")
-        obj = TranslationObjective(train_data, valid_all.subset(keep), c, tok, device)
-        with open(os.path.join(root, "valid.ref.txt"), encoding="utf-8") as f:
-            refs = f.read().split("\n")[:len(valid_all)]
-        describe = f"{len(train_data)} training pairs, {len(keep)} validation pairs"
-        if bleu_mode == "auto":
-            try:
-                import sacrebleu  # noqa: F401, PLC0415
-            except ImportError:
-                bleu_mode = "off"
-    else:
-        obj = LMObjective(read_ids(os.path.join(root, "train.ids"), meta["idDtype"]),
-                          read_ids(os.path.join(root, "valid.ids"), meta["idDtype"]), c, device, target)
-        describe = f"{obj.train_stream.numel()} training tokens in {obj.train.windows} sequences of {obj.T}; {obj.valid_stream.numel()} validation tokens"
-        bleu_mode = "off"
-    tokens_list = ht.tokenizer_tokens(tok_json)
-
-    opt_kw = dict(lr=c["lr"], betas=(c["beta1"], c["beta2"]), eps=c["eps"], weight_decay=c["weightDecay"])
-    try:
-        optimizer = torch.optim.AdamW(params, **opt_kw, **({"fused": True} if device.type == "cuda" else {}))
-    except (TypeError, RuntimeError):
-        optimizer = torch.optim.AdamW(params, **opt_kw)
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if precision == "bf16" and device.type == "cuda" else None
-
-    log = []
-    elapsed = lambda: time.time() - t0  # noqa: E731
-
-    def emit(entry, text=None):
-        log.append(entry)
-        print(text if text is not None else json.dumps(entry), flush=True)
-
-    total = c["maxSteps"] if c["maxSteps"] > 0 else c["maxEpochs"] * obj.train.batches_in_epoch
-    detail = (f"task {task}, model {kind}: {describe}, vocabulary {V}, {n_params} parameters, "
-              f"torch {torch.__version__} on {device_name(device)}, {precision}")
-    emit({"kind": "event", "step": 0, "event": "start", "seconds": elapsed(), "detail": detail}, f"training {out}: {detail}; {total} steps")
-
-    def run(fn, *a):
-        if autocast:
-            with autocast():
-                return fn(*a)
-        return fn(*a)
-
-    state = {"step": 0, "best": None, "lastValid": None, "lastValidStep": None, "bleuSentences": 0, "hyps": None}
-
-    def evaluate():
-        """Validates and records; gives up (returns False) when a stop signal comes meanwhile:
-        the job is being stopped, and saving its weights matters more than a number."""
-        model.eval()
-        s_loss = s_nll = 0.0
-        n = 0
-        try:
-            with torch.no_grad():
-                for b in obj.valid:
-                    if stop.signal:
-                        return False
-                    a, z = run(obj.valid_sums, model, b)
-                    s_loss += float(a)
-                    s_nll += float(z)
-                    n += obj.tokens(b)
-                bleu = None
-                if bleu_mode != "off":
-                    r = bleu_of(model, valid_all, refs, c, tokens_list, stop)
-                    if r is None:
-                        return False
-                    bleu, hyps = r
-                    state["hyps"], state["bleuSentences"] = hyps, len(hyps)
-        finally:
-            model.train()
-        v = {"loss": s_loss / n, "nll": s_nll / n, "bleu": bleu}
-        step = state["step"]
-        state["lastValid"], state["lastValidStep"] = v, step
-        emit({"kind": "valid", "step": step, "loss": v["loss"], "nll": v["nll"], "bleu": bleu, "bleuSentences": state["bleuSentences"] if bleu_mode != "off" else 0, "seconds": elapsed()},
-             f"valid @ {step}: loss {v['loss']:.3f}, nll {v['nll']:.3f} (ppl {math.exp(min(v['nll'], 50)):.2f})" + ("" if bleu is None else f", BLEU {bleu:.2f} on {state['bleuSentences']} sentences"))
-        metric = "bleu" if c["bestBy"] == "bleu" and bleu is not None else "loss"
-        value = bleu if metric == "bleu" else v["nll"]
-        best = state["best"]
-        if best is None or best["metric"] != metric or (value > best["value"] if metric == "bleu" else value < best["value"]):
-            state["best"] = {"metric": metric, "value": value, "step": step}
-            if c["export"] == "best":
-                state["bestWeights"] = {k: t.detach().clone() for k, t in model.state_dict().items()}
-            emit({"kind": "event", "step": step, "event": "best", "detail": f"{metric} {value:.4f}"})
-        return True
-
-    def save(stopped_by, final):
-        weights = "final"
-        if final and c["export"] == "best" and state.get("bestWeights") is not None:
-            model.load_state_dict(state["bestWeights"])
-            weights = f"best (step {state['best']['step']})"
-        training = {
-            "steps": state["step"], "weights": weights, "best": state["best"], "lastValid": state["lastValid"], "lastValidStep": state["lastValidStep"],
-            "config": {**c, "out": out},
-            "trainer": f"PyTorch via the Hasten bridge ({TRAINER}, hasten_torch)",
-            "device": device_name(device), "torch": torch.__version__, "precision": precision, "weightsDtype": dtype,
-            "seconds": round(elapsed(), 1), "stoppedBy": stopped_by,
-            "data": {"name": meta["name"], "trainDataSha256": meta["trainDataSha256"], "tokenizerSha256": tok["sha256"], "limit": meta.get("limit")},
-        }
-        if target is not None:
-            training["targetSha256"] = target["sha256"]
-        save_dir(kind, task, model, c, meta, tok_path, out, dtype, training, target)
-        with open(os.path.join(out, "train-log.jsonl"), "w", encoding="utf-8") as f:
-            f.write("".join(json.dumps(e) + "\n" for e in log))
-        if state["hyps"] is not None:
-            with open(os.path.join(out, "valid-hyps.txt"), "w", encoding="utf-8") as f:
-                f.write("".join(h + "\n" for h in state["hyps"]))
-
-    iv = {"tokens": 0, "steps": 0, "t0": time.time()}
-    loss_acc = torch.zeros((), device=device)
-    norm_acc = torch.zeros((), device=device)
-    stopped_by = "maxSteps"
-    last_eval = -1
-    while True:
-        if c["maxSteps"] > 0 and state["step"] >= c["maxSteps"]:
-            stopped_by = "maxSteps"
-            break
-        if c["maxEpochs"] > 0 and obj.train.epochs_done() >= c["maxEpochs"]:
-            stopped_by = "maxEpochs"
-            break
-        if stop.signal:
-            stopped_by = f"signal {stop.signal}"
-            break
-        if elapsed() >= time_limit:
-            stopped_by = "timeLimit"
-            break
-        b = obj.next()
-        epoch = obj.train.epoch + 1
-        step = state["step"] + 1
-        lr = inverse_sqrt_lr(step, c["lr"], c["warmup"])
-        for g in optimizer.param_groups:
-            g["lr"] = lr
-        loss = run(obj.loss, model, b)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        ntok = obj.tokens(b)
-        if c["clipNorm"] > 0:
-            norm = torch.nn.utils.clip_grad_norm_(params, c["clipNorm"])
-            norm_acc += norm.detach()
-        optimizer.step()
-        state["step"] = step
-        loss_acc += loss.detach() * ntok
-        iv["tokens"] += ntok
-        iv["steps"] += 1
-        logged = step % c["logEvery"] == 0
-        if logged:
-            # One read-back per interval (not per step): the loss and norm sums of the interval.
-            lsum, nsum = float(loss_acc), float(norm_acc)
-            if not (math.isfinite(lsum) and math.isfinite(nsum)):
-                emit({"kind": "event", "step": step, "event": "interrupted", "seconds": elapsed(), "detail": f"training diverged: loss {lsum / iv['tokens']}, gradient norm {nsum / iv['steps']}"})
-                if state["lastValid"] is None:
-                    raise RuntimeError(f"training diverged by step {step} (lower --lr or raise --warmup); nothing saved")
-                raise RuntimeError(f"training diverged by step {step} (lower --lr or raise --warmup); {out} holds the weights of the last validation")
-        if logged:
-            tps = iv["tokens"] / max(time.time() - iv["t0"], 1e-9)  # wall time of the interval (read-back included)
-            e = {"kind": "train", "step": step, "epoch": epoch, "loss": lsum / iv["tokens"], "lr": lr,
-                 "gradNorm": nsum / iv["steps"] if c["clipNorm"] > 0 else None, "tokens": iv["tokens"], "tokensPerSec": tps, "seconds": elapsed()}
-            emit(e, f"step {step}/{total} epoch {epoch}: loss {e['loss']:.4f}, lr {lr:.3g}"
-                    + ("" if e["gradNorm"] is None else f", |g| {e['gradNorm']:.3f}") + f", {tps:,.0f} tok/s, {elapsed():.0f}s")
-            loss_acc.zero_()
-            norm_acc.zero_()
-        if c["evalEvery"] > 0 and step % c["evalEvery"] == 0 and evaluate():
-            last_eval = step
-            if save_at_eval:
-                save("running", False)
-        if logged:
-            iv = {"tokens": 0, "steps": 0, "t0": time.time()}  # after validation: its time is not training time
-
-    # As Hasten's run: a final validation unless the run was interrupted (a signal: save at once).
-    if last_eval != state["step"] and state["step"] > 0 and not stopped_by.startswith("signal"):
-        evaluate()
-    if state["step"] == 0:
-        raise RuntimeError(f"stopped ({stopped_by}) before the first step; nothing saved")
-    emit({"kind": "event", "step": state["step"], "event": "done", "seconds": elapsed(), "detail": f"stopped by {stopped_by}; model exported to {out} (PyTorch, {device_name(device)})"},
-         f"done at step {state['step']} ({stopped_by}) in {elapsed():.0f}s: model in {out}")
-    save(stopped_by, True)
-    print(json.dumps({"summary": {"out": out, "kind": kind, "steps": state["step"], "stoppedBy": stopped_by, "seconds": round(elapsed(), 1),
-                                  "lastValid": state["lastValid"], "best": state["best"], "parameters": n_params}}), flush=True)
+    if os.path.exists(out) and os.listdir(out):
+        if "force" not in own:
+            raise UsageError(f"--out {out} exists and is not empty (pass --force to replace it)")
+        if not os.path.exists(os.path.join(out, "config.json")):
+            raise UsageError(f"--out {out} is not a model directory; refusing to replace it even with --force")
+    run = Run(meta, own["data"], kind, c, out, run_options(own))
+    run.finish(run.train())
     return 0
 
 

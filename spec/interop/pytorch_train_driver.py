@@ -12,6 +12,7 @@ import traceback
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "interop", "pytorch"))
+import hasten_data as hd  # noqa: E402
 import hasten_torch as ht  # noqa: E402
 import train_torch as tt  # noqa: E402
 
@@ -22,9 +23,9 @@ def run(op):
     kind = op["op"]
     if kind == "pair_batches":
         # The first `count` training batches and every validation batch, as Hasten's Batcher makes them.
-        meta = tt.read_meta(op["data"])
-        data = tt.PairData(op["data"], "train", meta["idDtype"], CPU)
-        b = tt.Batcher(data.src_len.tolist(), data.tgt_len.tolist(), op["maxTokens"], seed=op["seed"])
+        meta = hd.read_meta(op["data"])
+        data = hd.PairData(op["data"], "train", meta["idDtype"], CPU)
+        b = hd.Batcher(data.src_len.tolist(), data.tgt_len.tolist(), op["maxTokens"], seed=op["seed"])
         out = []
         for _ in range(op["count"]):
             epoch = b.epoch if b.position < b.batches_in_epoch else b.epoch + 1
@@ -33,10 +34,10 @@ def run(op):
                         "srcShape": list(src.shape), "tgtShape": list(tgt_in.shape), "numTokens": n, "epoch": epoch})
         return {"batches": out, "batchesInEpoch": b.batches_in_epoch}
     if kind == "lm_batches":
-        meta = tt.read_meta(op["data"])
-        stream = tt.read_ids(os.path.join(op["data"], "train.ids"), meta["idDtype"])
+        meta = hd.read_meta(op["data"])
+        stream = hd.read_ids(os.path.join(op["data"], "train.ids"), meta["idDtype"])
         T = op["seqLen"]
-        obj = tt.LMBatcher(stream.numel(), T, max(1, op["maxTokens"] // T), seed=op["seed"])
+        obj = hd.LMBatcher(stream.numel(), T, max(1, op["maxTokens"] // T), seed=op["seed"])
         out = []
         for _ in range(op["count"]):
             starts = torch.tensor(obj.next()) * T
