@@ -33,7 +33,7 @@ The recipe is nn/train (run.ts, trainer.ts) step for step:
     and torch's clip_grad_norm_).
   - the loss: mean label-smoothed cross-entropy over the batch's target tokens (ignore pad for
     translation), F.cross_entropy's label_smoothing being Hasten's.
-  - batches: Hasten's Batcher and LMBatcher re-implemented bit for bit (mulberry32, the same
+  - batches: Hasten's Batcher and LMBatcher re-implemented bit for bit in hasten_data.py (mulberry32, the same
     Fisher-Yates shuffles, stable sort by padded length, greedy token-budget cuts, batch order
     shuffled per epoch, one generator per (seed, epoch)): the same batches in the same order as
     `hasten train` with the same seed.
