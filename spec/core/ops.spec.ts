@@ -89,6 +89,8 @@ t("mT", () => checkOp("mT", [[2, 3, 4]], (x) => x.mT, (x) => permuteNd(x, [0, 2,
 t("reshape/view/flatten", () => checkOp("reshape", [[2, 3, 4]], (x) => x.reshape(4, -1).view([2, 12]).flatten(), (x) => nd([24], x.data)));
 t("unsqueeze/squeeze", () => checkOp("squeeze", [[3, 1, 4]], (x) => x.squeeze(1).unsqueeze(0).mul(2), (x) => nd([1, 3, 4], x.data.map((v) => 2 * v))));
 t("permute", () => checkOp("permute", [[2, 3, 4]], (x) => x.permute(2, 0, 1), (x) => permuteNd(x, [2, 0, 1])));
+t("permute moving only size-1 dims (a reshape)", () => checkOp("permute", [[2, 1, 3, 4]], (x) => x.permute(0, 2, 1, 3), (x) => permuteNd(x, [0, 2, 1, 3])));
+t("permute of size-1 dims among others", () => checkOp("permute", [[3, 1, 1, 2]], (x) => x.permute(3, 1, 0, 2), (x) => permuteNd(x, [3, 1, 0, 2])));
 t("transpose", () => checkOp("transpose", [[2, 3, 4]], (x) => x.transpose(0, 2), (x) => permuteNd(x, [2, 1, 0])));
 t("expand", () => checkOp("expand", [[3, 1]], (x) => x.expand(2, 3, 4), (x) => zip([x, nd([2, 3, 4])], (a) => a)));
 const sliceRef = (x: Nd, dim: number, s: number, e: number): Nd => {
