@@ -3,6 +3,7 @@
 import { suite } from "uvu";
 import * as C from "../../core/index.ts";
 import { erf } from "../../core/math.ts";
+import { testBackends } from "../helpers/backends.ts";
 import { checkOp } from "../helpers/check-op.ts";
 import {
   alongDim, alongDimPair, at, map, matmulNd, nd, permuteNd, reduceDims, unravel, zip, type Nd,
@@ -214,6 +215,49 @@ for (const eps of [0, 0.1]) {
 t("crossEntropy gradient from |logit| ≈ 3e7, with an ignored row", () => checkOp("crossEntropy",
   [{ shape: [3, 4], values: [3e7, 3e7 - 2, 0, -3e7, -3e7, -3e7 + 4, 1, 2, 5, 6, 7, 8].map(Math.fround) }, rowTargets([1, 0, -100])],
   (z, y) => C.crossEntropy(z, y, { labelSmoothing: 0.2 }), (z, y) => ceRef(z, y, 0.2, -100), { gradRef: (w, z, y) => [ceGrad(w, z, y, 0.2, -100), null] }));
+// ---- logSoftmaxArgmax: greedy decoding's fused pick ----
+// s = logSoftmax(x) + b per row; the reference scans s in float64: first maximum, a NaN wins.
+const pickRef = (x: Nd, b: Nd, want: "values" | "indices") => {
+  const n = x.shape[x.shape.length - 1], rows = x.data.length / n;
+  return nd(x.shape.slice(0, -1), Array.from({ length: rows }, (_, r) => {
+    const sv = logSoftmaxRow([...x.data.subarray(r * n, r * n + n)]).map((v, j) => v + b.data[j]);
+    let j0 = 0;
+    for (let j = 1; j < n && !Number.isNaN(sv[j0]); j++) if (Number.isNaN(sv[j]) || sv[j] > sv[j0]) j0 = j;
+    return want === "values" ? sv[j0] : j0;
+  }));
+};
+const banned = { shape: [11], values: [NEG, 0, 0, NEG, 0, 0, 0, 0, NEG, 0, 0] };
+t("logSoftmaxArgmax values", () => checkOp("logSoftmaxArgmax", [[2, 3, 11], banned], (x, b) => C.logSoftmaxArgmax(x, b).values, (x, b) => pickRef(x, b, "values"), { grad: false }));
+t("logSoftmaxArgmax indices (−∞ bias bans a position)", () => checkOp("logSoftmaxArgmax", [[6, 11], banned],
+  (x, b) => C.logSoftmaxArgmax(x, b).indices, (x, b) => pickRef(x, b, "indices"), { grad: false }));
+t("logSoftmaxArgmax of huge logits, without a bias", () => checkOp("logSoftmaxArgmax", [hugeRows], (x) => C.logSoftmaxArgmax(x).values,
+  (x) => pickRef(x, nd([3], [0, 0, 0]), "values"), { grad: false }));
+t("logSoftmaxArgmax is bit for bit logSoftmax → add → argmax → gather on every backend (ties, −∞, NaN, tails)", async () => {
+  const g = new C.Generator(77);
+  for (const { cfg, backend } of await testBackends()) {
+    for (const n of [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 100]) {
+      const rows = 7;
+      // few distinct levels, so that rows hold ties; row 5 gets a NaN, row 6 is all banned
+      const x = Array.from({ length: rows * n }, () => Math.fround(Math.round(g.random() * 4) * 0.75 - 1));
+      if (n > 2) x[5 * n + 2] = NaN;
+      const b = Array.from({ length: n }, (_, j) => (g.random() < 0.25 ? -Infinity : 0));
+      const xt = C.tensor(x, { shape: [rows, n], backend }), bt = C.tensor(b, { shape: [n], backend });
+      const allBanned = C.full([n], -Infinity, { backend });
+      const got = C.logSoftmaxArgmax(xt, bt), gotBanned = C.logSoftmaxArgmax(xt, allBanned);
+      for (const [bias, res] of [[bt, got], [allBanned, gotBanned]] as const) {
+        const s = xt.logSoftmax(-1).add(bias), idx = s.argmax(-1), val = s.gather(1, idx.reshape(rows, 1)).reshape(rows);
+        const [gi, gv, wi, wv] = await Promise.all([res.indices.data(), res.values.data(), idx.data(), val.data()]);
+        for (let r = 0; r < rows; r++) {
+          if (gi[r] !== wi[r] || !Object.is(gv[r], wv[r])) {
+            throw new Error(`${cfg.label}, n ${n}, row ${r}: fused (${gi[r]}, ${gv[r]}) vs composed (${wi[r]}, ${wv[r]})`);
+          }
+        }
+        for (const t of [s, idx, val, res.indices, res.values]) t.dispose();
+      }
+      for (const t of [xt, bt, allBanned]) t.dispose();
+    }
+  }
+});
 t("dropout (seeded mask)", () => checkOp("dropout", [[4, 8]], (x) => C.dropout(x, 0.25, true, new C.Generator(7)), (x) => {
   const mask = new C.Generator(7).bernoulliMask(32, 0.75);
   return map(x, (v, i) => (v * mask[i]) / 0.75);

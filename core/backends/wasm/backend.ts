@@ -114,6 +114,11 @@ class WasmBackend extends HostBackend {
         (p.log ? ops.logSoftmax : ops.softmax).call(ops, ptr(x), ptr(y), p.outer, p.n);
         return [y];
       },
+      logSoftmaxArgmax: (_alloc, [x, bias], p: KernelParams["logSoftmaxArgmax"]) => {
+        const index = this.raw("int32", p.rows), value = this.raw("float32", p.rows);
+        ops.logSoftmaxArgmax(ptr(x), ptr(bias), ptr(index), ptr(value), p.rows, p.n);
+        return [index, value];
+      },
       softmaxBackward: (alloc, [y, g], p: KernelParams["softmaxBackward"]) => {
         if (p.inner !== 1) return cpuKernels.softmaxBackward(alloc, [y, g], p);
         const dx = this.raw("float32", p.outer * p.n);
