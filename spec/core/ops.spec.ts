@@ -106,6 +106,8 @@ t("split/chunk", () => checkOp("split", [[6, 2]], (x) => { const [a, b, c] = x.c
 t("cat", () => checkOp("cat", [[2, 3], [2, 1]], (a, b) => C.cat([a, b], 1), (a, b) => {
   const out = nd([2, 4]); for (let r = 0; r < 2; r++) { for (let c = 0; c < 3; c++) out.data[r * 4 + c] = a.data[r * 3 + c]; out.data[r * 4 + 3] = b.data[r]; } return out;
 }));
+t("cat of three int32 tensors along a middle dim", () => checkOp("cat", [{ shape: [2, 1, 3], dtype: "int32", low: -9, high: 9 }, { shape: [2, 2, 3], dtype: "int32", low: -9, high: 9 }, { shape: [2, 1, 3], dtype: "int32", low: -9, high: 9 }],
+  (a, b, c) => C.cat([a, b, c], 1), (a, b, c) => nd([2, 4, 3], [0, 1].flatMap((r) => [...a.data.subarray(r * 3, r * 3 + 3), ...b.data.subarray(r * 6, r * 6 + 6), ...c.data.subarray(r * 3, r * 3 + 3)])), { grad: false }));
 t("stack", () => checkOp("stack", [[3], [3]], (a, b) => C.stack([a, b], 1), (a, b) => nd([3, 2], [a.data[0], b.data[0], a.data[1], b.data[1], a.data[2], b.data[2]])));
 t("pad", () => checkOp("pad", [[2, 3]], (x) => x.pad([1, 2, 0, 1], 0.5), (x) => {
   const out = nd([3, 6]).data.fill(0.5); for (let r = 0; r < 2; r++) for (let c = 0; c < 3; c++) out[r * 6 + c + 1] = x.data[r * 3 + c]; return nd([3, 6], out);

@@ -7,7 +7,7 @@ import type { DType, TypedArray } from "../../dtype.ts";
 import type { KernelParams } from "../../kernels.ts";
 import { CpuBuffer, HostBackend } from "../cpu/index.ts";
 import { cpuKernels } from "../cpu/kernels.ts";
-import type { Alloc, KernelTable } from "../cpu/types.ts";
+import type { Alloc, KernelFn, KernelTable } from "../cpu/types.ts";
 import { getWasmRuntime, type WasmRuntime } from "./index.ts";
 import { UNARY_KERNELS, type BinaryOp as WasmBinary, type Broadcast, type UnaryKernel } from "./ops.ts";
 
@@ -42,6 +42,10 @@ function classify(shape: readonly number[], strides: readonly number[]): { mode:
   return null;
 }
 
+// TypeScript kernels that write every element of their outputs: they get them without the zero
+// fill (scatterAdd, indexAdd, pad with 0, a sum over a strided dim … add into zeros).
+const OVERWRITING = ["unary", "binary", "scalar", "where", "strided", "gather", "cast", "softmax"] as const;
+
 class WasmBackend extends HostBackend {
   constructor(readonly rt: WasmRuntime) {
     const heap = rt.heap;
@@ -53,7 +57,17 @@ class WasmBackend extends HostBackend {
       return v;
     };
     super("wasm", {} as KernelTable, alloc);
-    this.kernels = { ...cpuKernels, ...this.fast() };
+    const overwriting = Object.fromEntries(OVERWRITING.map((k) => [k, (_a: Alloc, xs: TypedArray[], p: never) => (cpuKernels[k] as KernelFn<typeof k>)(this.rawAlloc, xs, p)]));
+    this.kernels = { ...cpuKernels, ...overwriting, ...this.fast() };
+  }
+
+  private readonly rawAlloc: Alloc = (dtype, n) => this.raw(dtype, n);
+  private wholeHeap: Float32Array | undefined;
+  // The whole memory as one array (copyWithin moves bits, whatever the dtype).
+  private heapView(): Float32Array {
+    const bytes = this.rt.heap.byteLength;
+    if (!this.wholeHeap || this.wholeHeap.byteLength !== bytes) this.wholeHeap = this.rt.heap.f32(0, bytes >>> 2);
+    return this.wholeHeap;
   }
 
   // Outputs that the kernel overwrites entirely need no zeroing.
@@ -70,6 +84,31 @@ class WasmBackend extends HostBackend {
   private fast(): Partial<KernelTable> {
     const rt = this.rt, ops = rt.ops;
     return {
+      // Copies of whole runs (memmove within the heap): no zero fill, no subarray per row.
+      concat: (_alloc, xs, p: KernelParams["concat"]) => {
+        const total = p.sizes.reduce((s, v) => s + v, 0) * p.inner;
+        const y = this.raw(p.dtype, p.outer * total), heap = this.heapView();
+        let col = 0;
+        xs.forEach((x, k) => {
+          const w = p.sizes[k] * p.inner, src = x.byteOffset >>> 2, dst = (y.byteOffset >>> 2) + col;
+          for (let o = 0; o < p.outer; o++) heap.copyWithin(dst + o * total, src + o * w, src + (o + 1) * w);
+          col += w;
+        });
+        return [y];
+      },
+      indexSelect: (_alloc, [x, ids], p: KernelParams["indexSelect"]) => {
+        const { outer, n, m, inner } = p;
+        for (let j = 0; j < m; j++) if (!(Number.isInteger(ids[j]) && ids[j] >= 0 && ids[j] < n)) throw new Error(`indexSelect: index ${ids[j]} out of range [0, ${n})`);
+        const y = this.raw(p.dtype, outer * m * inner), heap = this.heapView();
+        const src = x.byteOffset >>> 2, dst = y.byteOffset >>> 2;
+        for (let o = 0; o < outer; o++) {
+          for (let j = 0; j < m; j++) {
+            const from = src + (o * n + ids[j]) * inner;
+            heap.copyWithin(dst + (o * m + j) * inner, from, from + inner);
+          }
+        }
+        return [y];
+      },
       matmul: (_alloc, [a, b], p: KernelParams["matmul"]) => {
         const c = this.raw("float32", p.batch * p.M * p.N);
         rt.gemm({
@@ -86,11 +125,11 @@ class WasmBackend extends HostBackend {
           if (a?.mode === "same" && b) return [this.ew(op, xs[0], xs[1], n, b, false)];
           if (b?.mode === "same" && a && op !== "max" && op !== "min") return [this.ew(op, xs[1], xs[0], n, a, true)];
         }
-        return cpuKernels.binary(alloc, xs, p);
+        return cpuKernels.binary(this.rawAlloc, xs, p);
       },
       scalar: (alloc, [x], p: KernelParams["scalar"]) => {
         const op = p.op === "add" || p.op === "mul" ? p.op : undefined;
-        if (!op || !(x instanceof Float32Array) || p.n < 1024) return cpuKernels.scalar(alloc, [x], p);
+        if (!op || !(x instanceof Float32Array) || p.n < 1024) return cpuKernels.scalar(this.rawAlloc, [x], p);
         const s = this.raw("float32", 1);
         s[0] = p.value;
         try {
@@ -102,14 +141,14 @@ class WasmBackend extends HostBackend {
       // float32 activations and friends run as SIMD kernels (kernels-unary.ts); int32 inputs
       // and sin/cos stay on the TypeScript kernels.
       unary: (alloc, [x], p: KernelParams["unary"]) => {
-        if (!(x instanceof Float32Array) || (p.op !== "exp" && !WASM_UNARY.has(p.op))) return cpuKernels.unary(alloc, [x], p);
+        if (!(x instanceof Float32Array) || (p.op !== "exp" && !WASM_UNARY.has(p.op))) return cpuKernels.unary(this.rawAlloc, [x], p);
         const y = this.raw("float32", p.n);
         if (p.op === "exp") ops.exp(ptr(x), ptr(y), p.n);
         else ops.unary(p.op as UnaryKernel, ptr(x), ptr(y), p.n);
         return [y];
       },
       softmax: (alloc, [x], p: KernelParams["softmax"]) => {
-        if (p.inner !== 1) return cpuKernels.softmax(alloc, [x], p);
+        if (p.inner !== 1) return cpuKernels.softmax(this.rawAlloc, [x], p);
         const y = this.raw("float32", p.outer * p.n);
         (p.log ? ops.logSoftmax : ops.softmax).call(ops, ptr(x), ptr(y), p.outer, p.n);
         return [y];
