@@ -1,6 +1,7 @@
 // Every op, one line each: forward vs an independent float64 reference and gradient vs central
 // finite differences, on every registered backend (spec/helpers/check-op.ts).
 import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import * as C from "../../core/index.ts";
 import { erf } from "../../core/math.ts";
 import { testBackends } from "../helpers/backends.ts";
@@ -258,6 +259,28 @@ t("logSoftmaxArgmax is bit for bit logSoftmax → add → argmax → gather on e
       }
       for (const t of [xt, bt, allBanned]) t.dispose();
     }
+  }
+});
+t("wasm: a weight multiplied by a few rows again and again is packed once, gives the same bits, and goes with its buffer", async () => {
+  const wasm = await C.setBackend("wasm");
+  try {
+    const { getWasmRuntime } = await import("../../core/backends/wasm/index.ts");
+    const heap = getWasmRuntime().heap;
+    const g = new C.Generator(5);
+    const x = C.randn([20, 300], { generator: g, backend: wasm });
+    const before = heap.liveBytes();
+    const w = C.randn([1000, 300], { generator: g, backend: wasm });
+    const outs = [0, 1, 2].map(() => C.linear(x, w));
+    const grown = heap.liveBytes() - before;
+    const first = outs[0].dataSync();
+    for (const o of outs.slice(1)) assert.equal(Array.from(o.dataSync()), Array.from(first), "the same bits from the packed copy");
+    assert.ok(grown >= 2 * 1000 * 300 * 4, `a packed copy of w was kept (${grown} bytes)`);
+    for (const o of outs) o.dispose();
+    w.dispose();
+    assert.is(heap.liveBytes(), before, "the packed copy went with w");
+    x.dispose();
+  } finally {
+    await C.setBackend("cpu");
   }
 });
 t("dropout (seeded mask)", () => checkOp("dropout", [[4, 8]], (x) => C.dropout(x, 0.25, true, new C.Generator(7)), (x) => {

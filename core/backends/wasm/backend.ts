@@ -42,6 +42,12 @@ function classify(shape: readonly number[], strides: readonly number[]): { mode:
   return null;
 }
 
+// Packed-B cache (see packedB): rows of C up to this, B of at least this many elements, and
+// at most this many bytes of packed copies in all.
+const PACK_MAX_M = 64;
+const PACK_MIN_ELEMENTS = 1 << 16;
+const PACK_MAX_BYTES = 256 * 2 ** 20;
+
 // TypeScript kernels that write every element of their outputs: they get them without the zero
 // fill (scatterAdd, indexAdd, pad with 0, a sum over a strided dim … add into zeros).
 const OVERWRITING = ["unary", "binary", "scalar", "where", "strided", "gather", "cast", "softmax"] as const;
@@ -77,8 +83,46 @@ class WasmBackend extends HostBackend {
   }
 
   override free(buf: BackendBuffer): void {
-    this.rt.heap.free(ptr((buf as CpuBuffer).data));
+    const p = ptr((buf as CpuBuffer).data);
+    const e = this.packs.get(p);
+    if (e) {
+      if (e.packed) {
+        this.rt.freePackedB(e.packed);
+        this.packedBytes -= e.bytes;
+      }
+      this.packs.delete(p);
+    }
+    this.rt.heap.free(p);
     super.free(buf);
+  }
+
+  // Weights multiplied by a few rows at a time, again and again (batched decoding: every step
+  // multiplies the same Linear weights and the 8000×256 output matrix by B rows): the packed
+  // gemm would pack all of B on every call, a pass over B as long as the arithmetic for a
+  // dozen rows. Such a B is packed once, on its second use (a buffer used once is not worth a
+  // copy), kept until its buffer is freed (buffers never change while alive), and handed to
+  // the gemm. The few-row kernels read B in place and need none of this.
+  private readonly packs = new Map<number, { K: number; N: number; transB: boolean; uses: number; packed: number; bytes: number }>();
+  private packedBytes = 0;
+  private packedB(b: TypedArray, p: KernelParams["matmul"]): number {
+    const cfg = this.rt.gemmConfig;
+    const few = p.transB ? cfg.dotsMaxM : cfg.axpyMaxM;
+    if (p.batch !== 1 || p.M <= few || p.M > PACK_MAX_M || p.K * p.N < PACK_MIN_ELEMENTS) return 0;
+    const at = ptr(b);
+    const e = this.packs.get(at);
+    if (!e) {
+      this.packs.set(at, { K: p.K, N: p.N, transB: p.transB, uses: 1, packed: 0, bytes: 0 });
+      return 0;
+    }
+    if (e.K !== p.K || e.N !== p.N || e.transB !== p.transB) return 0; // the same buffer read as another shape
+    if (e.packed === 0 && ++e.uses >= 2) {
+      const bytes = Math.ceil(p.N / cfg.NR) * cfg.NR * p.K * 4;
+      if (this.packedBytes + bytes > PACK_MAX_BYTES) return 0;
+      e.packed = this.rt.packB({ b: at, K: p.K, N: p.N, transB: p.transB });
+      e.bytes = bytes;
+      this.packedBytes += bytes;
+    }
+    return e.packed;
   }
 
   private fast(): Partial<KernelTable> {
@@ -114,6 +158,7 @@ class WasmBackend extends HostBackend {
         rt.gemm({
           transA: p.transA, transB: p.transB, M: p.M, N: p.N, K: p.K, batch: p.batch,
           a: ptr(a), aBatchStride: p.aBatchStride, b: ptr(b), bBatchStride: p.bBatchStride, c: ptr(c), beta: 0,
+          packedB: this.packedB(b, p),
         });
         return [c];
       },

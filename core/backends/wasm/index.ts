@@ -99,6 +99,8 @@ export class WasmRuntime implements RowRunner {
    * its old buffers, so they stay valid when it grows): a kernel call makes no view objects.
    */
   private readonly recViews = new Map<number, { i: Int32Array; f: Float32Array }>();
+  /** Blocks made by packB, and the B each holds. */
+  private readonly packed = new Map<number, { b: number; K: number; N: number; transB: boolean; ldb: number }>();
 
   constructor(opts: WasmRuntimeOptions = {}) {
     this.heap = opts.heap instanceof Heap ? opts.heap : new Heap(opts.heap);
@@ -167,9 +169,38 @@ export class WasmRuntime implements RowRunner {
     await p?.shutdown();
   }
 
+  /**
+   * Packs B (stored N×K when transB, else K×N, row stride ldb, default its row length) into a
+   * new heap block in the order the packed gemm reads it, and returns the block: pass it as
+   * packedB to later gemm calls with this B, which then skip packing it (free it with
+   * freePackedB; the runtime checks each use against what was packed).
+   */
+  packB(a: { b: number; K: number; N: number; transB?: boolean; ldb?: number }): number {
+    const transB = !!a.transB;
+    const r = resolveGemm({ transB, M: 1, N: a.N, K: a.K, a: a.b, b: a.b, c: 0, ldb: a.ldb }, this.heap.byteLength, true);
+    const { NR } = this.gemmConfig;
+    const bytes = Math.ceil(r.N / NR) * NR * r.K * 4;
+    const dst = this.heap.alloc(bytes);
+    const [rs, cs] = transB ? [4, r.ldb * 4] : [r.ldb * 4, 4];
+    (this.exports.gemm_pack_b as unknown as (...x: number[]) => void)(r.b, cs, rs, r.N, r.K, dst);
+    this.packed.set(dst, { b: r.b, K: r.K, N: r.N, transB, ldb: r.ldb });
+    return dst;
+  }
+
+  freePackedB(ptr: number): void {
+    if (!this.packed.delete(ptr)) throw new Error(`wasm: ${ptr} is not a packed B of this runtime`);
+    this.heap.free(ptr);
+  }
+
   /** C = op(A)·op(B) (+ beta·C) on heap pointers; see GemmArgs. Blocks until done. */
   gemm(args: GemmArgs): void {
     const r = resolveGemm(args, this.heap.byteLength);
+    if (r.packedB !== 0) {
+      const p = this.packed.get(r.packedB);
+      if (!p || p.b !== r.b || p.K !== r.K || p.N !== r.N || p.transB !== r.transB || p.ldb !== r.ldb) {
+        throw new Error(`gemm: packedB ${r.packedB} was not packed from this B (b ${r.b}, ${r.transB ? "transposed, " : ""}K ${r.K}, N ${r.N}, ldb ${r.ldb})`);
+      }
+    }
     if (r.batch === 0 || r.M === 0 || r.N === 0) return;
     const accumulate = r.K === 0 || r.beta !== 0 ? prepareC(r, this.heap.f32(0, this.heap.byteLength >>> 2)) : false;
     if (r.K === 0) return;
