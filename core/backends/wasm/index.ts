@@ -30,10 +30,14 @@ export const DEFAULT_GEMM: GemmConfig = {
 };
 
 /**
- * The few-row (gemv) products use workers from parallelMinFlops × this: at 2 threads,
- * 1×512×2048 (2 MFLOP, ~60 µs) got slower, 1×2048×2048 (8 MFLOP) 1.35x faster.
+ * The few-row (gemv) products may use workers from parallelMinFlops × this (2.1 MFLOP). At 2
+ * threads 1×512×2048 (2 MFLOP, ~60 µs) got slower, 1×2048×2048 (8 MFLOP) 1.35x faster; in
+ * between, whether the workers pay off (a quiet machine) or not (a busy one, where a woken
+ * worker shares a core) is left to the adaptive choice. It was 8, which kept the 8000×256
+ * tied output projection of a translation step (4.1 MFLOP, a quarter of the step at batch 1)
+ * on one thread, whatever the machine.
  */
-const GEMV_PARALLEL_FACTOR = 8;
+const GEMV_PARALLEL_FACTOR = 4;
 
 /** Bytes of a job record: big enough for both layouts (gemm JOB and ROWJOB). */
 const JOB_BYTES = Math.max(JOB.slots, ROWJOB.slots) * 4;
