@@ -101,6 +101,11 @@ const sliceRef = (x: Nd, dim: number, s: number, e: number): Nd => {
   for (let i = 0; i < out.data.length; i++) { const idx = unravel(i, shape); idx[dim] += s; out.data[i] = at(x, idx); }
   return out;
 };
+// Copies whose innermost dim is contiguous and at least 8 long (the wasm backend moves them a run at a time)
+t("permute splitting heads [2,3,4,10] → [2,4,3,10]", () => checkOp("permute", [[2, 3, 4, 10]], (x) => x.permute(0, 2, 1, 3), (x) => permuteNd(x, [0, 2, 1, 3])));
+t("narrow inside rows of 9, expand over a middle dim", () => checkOp("narrow", [[3, 5, 9]], (x) => x.narrow(1, 2, 2).expand(2, 3, 2, 9).mul(1),
+  (x) => zip([sliceRef(x, 1, 2, 4), nd([2, 3, 2, 9])], (a) => a)));
+t("permute of int32 with rows of 8", () => checkOp("permute", [{ shape: [3, 2, 8], dtype: "int32", low: -50, high: 50 }], (x) => x.permute(1, 0, 2), (x) => permuteNd(x, [1, 0, 2]), { grad: false }));
 t("narrow/slice", () => checkOp("narrow", [[4, 5]], (x) => x.narrow(1, 1, 3).slice(0, -3), (x) => sliceRef(sliceRef(x, 1, 1, 4), 0, 1, 4)));
 t("split/chunk", () => checkOp("split", [[6, 2]], (x) => { const [a, b, c] = x.chunk(3, 0); const [d] = x.split([4, 2]); return a.add(b).mul(c).sum().add(d.sum()); },
   (x) => { let s = 0; for (let r = 0; r < 2; r++) for (let c = 0; c < 2; c++) s += (x.data[r * 2 + c] + x.data[(r + 2) * 2 + c]) * x.data[(r + 4) * 2 + c]; for (let i = 0; i < 8; i++) s += x.data[i]; return nd([], [s]); }));

@@ -50,7 +50,7 @@ const PACK_MAX_BYTES = 256 * 2 ** 20;
 
 // TypeScript kernels that write every element of their outputs: they get them without the zero
 // fill (scatterAdd, indexAdd, pad with 0, a sum over a strided dim … add into zeros).
-const OVERWRITING = ["unary", "binary", "scalar", "where", "strided", "gather", "cast", "softmax"] as const;
+const OVERWRITING = ["unary", "binary", "scalar", "where", "gather", "cast", "softmax"] as const;
 
 class WasmBackend extends HostBackend {
   constructor(readonly rt: WasmRuntime) {
@@ -138,6 +138,29 @@ class WasmBackend extends HostBackend {
           for (let o = 0; o < p.outer; o++) heap.copyWithin(dst + o * total, src + o * w, src + (o + 1) * w);
           col += w;
         });
+        return [y];
+      },
+      // permute/slice/expand whose innermost dim is contiguous (splitting heads: runs of Dh):
+      // one memmove per run, walking the outer dims as an odometer.
+      strided: (_alloc, [x], p: KernelParams["strided"]) => {
+        const shape = p.outShape, st = p.strides, nd = shape.length;
+        const last = nd > 0 ? shape[nd - 1] : 0;
+        if (nd < 2 || st[nd - 1] !== 1 || last < 8) return cpuKernels.strided(this.rawAlloc, [x], p);
+        let n = 1;
+        for (const d of shape) n *= d;
+        const y = this.raw(p.dtype, n), heap = this.heapView();
+        const src = x.byteOffset >>> 2, dst = y.byteOffset >>> 2;
+        const idx = new Array<number>(nd - 1).fill(0);
+        let off = p.offset;
+        for (let o = 0; o < n; o += last) {
+          heap.copyWithin(dst + o, src + off, src + off + last);
+          for (let d = nd - 2; d >= 0; d--) {
+            off += st[d];
+            if (++idx[d] < shape[d]) break;
+            off -= st[d] * shape[d];
+            idx[d] = 0;
+          }
+        }
         return [y];
       },
       indexSelect: (_alloc, [x, ids], p: KernelParams["indexSelect"]) => {
