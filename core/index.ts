@@ -20,7 +20,7 @@ export { linear, matmul, type MatmulOptions } from "./ops/linalg.ts";
 export { adamwUpdate, type AdamwHyper, type AdamwResult } from "./ops/optim.ts";
 export { cat, chunk, expand, flatten, narrow, pad, permute, reshape, split, squeeze, stack, transpose, unsqueeze } from "./ops/shape.ts";
 export { embedding, gather, indexSelect, oneHot, scatterAdd } from "./ops/indexing.ts";
-export { crossEntropy, dropout, layerNorm, logSoftmax, softmax, type CrossEntropyOptions } from "./ops/nn.ts";
+export { crossEntropy, dropout, layerNorm, logSoftmax, logSoftmaxArgmax, softmax, type CrossEntropyOptions } from "./ops/nn.ts";
 export { fromRaw, loadSafetensors, loadSafetensorsWithMetadata, saveSafetensors, toRaw, type SaveOptions } from "./serialize.ts";
 export { encodeSafetensorsChunks, readSafetensors, type RawDType, type RawTensor, type SafetensorsContents } from "./safetensors.ts";
 export { syncDirectory, writeFileAtomic, writeFileAtomicAsync } from "./atomic-write.ts";

@@ -46,6 +46,12 @@ export interface KernelParams {
   indexAdd: { outer: number; n: number; m: number; inner: number };
   // softmax / log-softmax along the middle axis of [outer, n, inner].
   softmax: { outer: number; n: number; inner: number; log: boolean };
+  // Greedy decoding's pick, fused: per row of x [rows, n] (n ≥ 1), with s = logSoftmax(x) + bias
+  // (bias [n], the same for every row): [index int32 [rows], value [rows]] = the first position
+  // of the row maximum of s (a NaN counts as the maximum, as in reduce's argmax) and s there.
+  // Bit for bit what softmax(log) → binary add → reduce argmax → gather give on the same backend,
+  // in one read of x and without writing the [rows, n] log-probabilities.
+  logSoftmaxArgmax: { rows: number; n: number };
   // dx from y (the forward output) and g.
   softmaxBackward: { outer: number; n: number; inner: number; log: boolean };
   // rows of n: y = (x-μ)·rstd·w + b; outputs [y, mean, rstd].
@@ -69,6 +75,6 @@ export type KernelName = keyof KernelParams;
 // How many buffers each kernel returns; the Tensor layer relies on it.
 export const KERNEL_OUTPUTS: { [K in KernelName]: number } = {
   unary: 1, binary: 1, scalar: 1, where: 1, reduce: 1, strided: 1, pad: 1, concat: 1, matmul: 1,
-  gather: 1, scatterAdd: 1, indexSelect: 1, indexAdd: 1, softmax: 1, softmaxBackward: 1,
+  gather: 1, scatterAdd: 1, indexSelect: 1, indexAdd: 1, softmax: 1, logSoftmaxArgmax: 2, softmaxBackward: 1,
   layerNorm: 3, layerNormBackward: 3, crossEntropy: 1, crossEntropyBackward: 1, cast: 1, adamw: 3,
 };

@@ -7,6 +7,10 @@
 export interface Disposable {
   dispose(): void;
   readonly isDisposed: boolean;
+  // Called when t leaves the last scope alive (returned by the outermost tidy, or kept): from
+  // then on nothing frees it but its owner. Tensors start the leak backstop's watch here (a
+  // tensor that a tidy() frees never needs it, and watching costs about a microsecond).
+  untracked?(): void;
 }
 
 const scopes: Set<Disposable>[] = [];
@@ -15,9 +19,15 @@ export function track(t: Disposable): void {
   if (scopes.length > 0) scopes[scopes.length - 1].add(t);
 }
 
+// Whether a tidy() is running: what is made now is freed at its end unless returned or kept.
+export function inTidy(): boolean {
+  return scopes.length > 0;
+}
+
 // Remove t from every open scope so that no tidy() frees it.
 export function keep<T extends Disposable>(t: T): T {
   for (const s of scopes) s.delete(t);
+  if (!t.isDisposed) t.untracked?.();
   return t;
 }
 
@@ -51,8 +61,10 @@ export function tidy<T>(fn: () => T): T {
   collect(result, survivors, new Set());
   const outer = scopes[scopes.length - 1];
   for (const t of scope) {
-    if (survivors.has(t)) outer?.add(t);
-    else if (!t.isDisposed) t.dispose();
+    if (survivors.has(t)) {
+      if (outer) outer.add(t);
+      else if (!t.isDisposed) t.untracked?.();
+    } else if (!t.isDisposed) t.dispose();
   }
   return result;
 }

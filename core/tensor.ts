@@ -10,17 +10,21 @@ import * as L from "./ops/linalg.ts";
 import * as N from "./ops/nn.ts";
 import * as R from "./ops/reduce.ts";
 import * as S from "./ops/shape.ts";
-import { keep, track } from "./scope.ts";
+import { inTidy, keep, track } from "./scope.ts";
 import { fmt, numel, type Shape } from "./shape.ts";
 
 // A buffer shared by a tensor and its views; freed when the last one is disposed. dispose() and
 // tidy() are the rule; a Storage that becomes unreachable without either is freed by the leak
-// backstop (backstop.ts) when the collector finds it.
+// backstop (backstop.ts) when the collector finds it. One made inside a tidy() is watched only
+// once a tensor holding it leaves the scopes (escape()): most are freed by the tidy first.
 export class Storage {
   refs = 1;
-  private readonly watchedBytes: number; // 0 when the backstop was off at creation
+  private watchedBytes = 0; // 0: not watched (made in a tidy, or the backstop was off)
   constructor(readonly backend: Backend, readonly buf: BackendBuffer) {
-    this.watchedBytes = watch(this, backend, buf);
+    if (!inTidy()) this.watchedBytes = watch(this, backend, buf);
+  }
+  escape(): void {
+    if (this.watchedBytes === 0 && this.refs > 0) this.watchedBytes = watch(this, this.backend, this.buf);
   }
   release(): void {
     if (--this.refs !== 0) return;
@@ -61,6 +65,10 @@ export class Tensor {
   get isDisposed(): boolean {
     return this._storage === undefined;
   }
+  // Out of every tidy scope (see scope.ts): the leak backstop watches the buffer from now on.
+  untracked(): void {
+    this._storage?.escape();
+  }
   get size(): number {
     return numel(this.shape);
   }
@@ -85,6 +93,7 @@ export class Tensor {
     other.dispose();
     this.storage.release();
     this._storage = s;
+    s.escape(); // now held by a tensor no tidy() frees (a parameter, say)
     return this;
   }
 

@@ -148,10 +148,15 @@ export class DecoderRows {
   // Feeds one token per row; `post` turns the log-probabilities [N, V] into what the caller reads.
   // Everything else made during the step is freed.
   step<T>(tokens: Int32Array, post: (logProbs: Tensor) => T): T {
-    if (tokens.length !== this.rows) throw new Error(`DecoderRows.step: expected ${this.rows} tokens, got ${tokens.length}`);
+    return this.stepLogits(tokens, (logits) => post(logits.logSoftmax(-1)), "DecoderRows.step");
+  }
+
+  // The same with the logits [N, V], for callers that normalise them themselves.
+  stepLogits<T>(tokens: Int32Array, post: (logits: Tensor) => T, who = "DecoderRows.stepLogits"): T {
+    if (tokens.length !== this.rows) throw new Error(`${who}: expected ${this.rows} tokens, got ${tokens.length}`);
     return noGrad(() => tidy(() => {
       const last = tensor(tokens, { dtype: "int32", backend: this.backend });
-      return post(this.model.decodeStep(last, this.memory, this.mask, this.cache).logSoftmax(-1));
+      return post(this.model.decodeStep(last, this.memory, this.mask, this.cache));
     }));
   }
 

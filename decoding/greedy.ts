@@ -4,8 +4,10 @@
 // when it emits eos (or reaches its length limit, where eos is forced): its rows are dropped from
 // the cache, so the remaining steps cost only what is left.
 //
-// Only B ids and 2·B log-probabilities come back from the backend per step; the argmax runs there.
-import { tensor, type Tensor } from "../core/index.ts";
+// Only B ids and B log-probabilities come back from the backend per step (2·B at a length
+// limit): logSoftmaxArgmax picks from the logits in one kernel, without writing the [B, V]
+// log-probabilities (the same ids and values as log-softmax, + ban bias, argmax and gather).
+import { logSoftmaxArgmax, tensor, type Tensor } from "../core/index.ts";
 import type { EncoderDecoderModel } from "../nn/models/index.ts";
 import { backendOf, DecoderRows, inEvalMode, prepareSources, readAndDispose, type DecodeOptions, type Hypothesis, type SourceInput } from "./common.ts";
 
@@ -24,9 +26,11 @@ export async function greedyDecode(model: EncoderDecoderModel, src: SourceInput,
       let last = new Int32Array(p.batch).fill(p.bosId);
       for (let t = 0; sentence.length > 0; t++) {
         const n = sentence.length;
-        const [choice, chosen, eos] = await readAndDispose(rows.step(last, (lp) => {
-          const choice = lp.add(banBias).argmax(-1); // [N] int32
-          return [choice, lp.gather(1, choice.reshape(n, 1)).reshape(n), lp.narrow(1, p.eosId, 1).reshape(n)] as Tensor[];
+        // log p(eos) is needed only where eos is forced
+        const atLimit = sentence.some((s) => t >= p.maxOut[s]);
+        const [choice, chosen, eos] = await readAndDispose(rows.stepLogits(last, (logits) => {
+          const { indices, values } = logSoftmaxArgmax(logits, banBias); // [N] int32, [N]
+          return (atLimit ? [indices, values, logits.logSoftmax(-1).narrow(1, p.eosId, 1).reshape(n)] : [indices, values]) as Tensor[];
         }));
         const keepRows: number[] = [], nextTokens: number[] = [];
         for (let r = 0; r < n; r++) {

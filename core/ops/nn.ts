@@ -1,4 +1,5 @@
 // Fused NN primitives: softmax, logSoftmax, layerNorm, crossEntropy; and dropout.
+import { needsGrad } from "../autograd.ts";
 import { defaultGenerator, type Generator } from "../rng.ts";
 import { recordPrim } from "../grad.ts";
 import { aroundDim, fmt, normDim, numel } from "../shape.ts";
@@ -18,6 +19,27 @@ function softmaxImpl(x: Tensor, dim: number, log: boolean): Tensor {
 }
 export const softmax = (x: Tensor, dim: number): Tensor => softmaxImpl(x, dim, false);
 export const logSoftmax = (x: Tensor, dim: number): Tensor => softmaxImpl(x, dim, true);
+
+// Greedy decoding's pick in one kernel: per row of x [..., n], with s = logSoftmax(x) + bias
+// (bias [n], default 0; −∞ bans a position), the first maximum of s (a NaN counts as the
+// maximum) and where it is: the numbers s.argmax(-1) and s.gather(-1, ·) would give, bit for
+// bit, without writing s. Inference only (no gradient).
+export function logSoftmaxArgmax(x: Tensor, bias?: Tensor): { values: Tensor; indices: Tensor } {
+  const op = "logSoftmaxArgmax";
+  if (x.dtype !== "float32" || x.ndim < 1) throw new Error(`${op}: expected float32 logits [..., n], got ${x.dtype}${fmt(x.shape)}`);
+  const n = x.shape[x.ndim - 1], rows = x.size / Math.max(n, 1);
+  if (n === 0) throw new Error(`${op}: rows of 0 values have no maximum, got ${fmt(x.shape)}`);
+  if (bias && (bias.dtype !== "float32" || bias.shape.join() !== `${n}`)) throw new Error(`${op}: bias must be float32 [${n}], got ${bias.dtype}${fmt(bias.shape)}`);
+  if (needsGrad(bias ? [x, bias] : [x])) throw new Error(`${op}: has no gradient; run it under noGrad(), or differentiate logSoftmax(x).max(-1)`);
+  const b = bias ?? filled([n], 0, "float32", x.backend);
+  try {
+    const lead = x.shape.slice(0, -1);
+    const [indices, values] = runKernel("logSoftmaxArgmax", [x, b], { rows, n }, [{ shape: lead, dtype: "int32" }, { shape: lead, dtype: "float32" }], op);
+    return { values, indices };
+  } finally {
+    if (!bias) b.dispose();
+  }
+}
 
 // Normalises over the trailing dims that weight covers: y = (x − μ)/√(σ² + eps) · w + b.
 export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {

@@ -59,6 +59,10 @@ export function permute(x: Tensor, perm: number[]): Tensor {
   const p = perm.map((d) => normDim("permute", d, x.ndim));
   if (new Set(p).size !== p.length) throw new Error(`permute: [${perm}] is not a permutation`);
   if (p.every((d, i) => d === i)) return alias(x);
+  // Moving only size-1 dims leaves every element where it was ([B, 1, H, Dh] → [B, H, 1, Dh] in
+  // incremental decoding): a reshape, no copy.
+  const big = p.filter((d) => x.shape[d] !== 1);
+  if (big.every((d, i) => i === 0 || d > big[i - 1])) return reshape(x, p.map((d) => x.shape[d]));
   const st = stridesOf(x.shape);
   const out = stridedCopy(x, p.map((d) => x.shape[d]), p.map((d) => st[d]), 0, "permute");
   return recordPrim(out, "permute", [x], { perm: p });

@@ -112,9 +112,11 @@ export class MultiHeadAttention extends Module {
     const q = this.splitHeads(this.q.forward(x)); // q: [B, H, Tq, Dh]
     let k: Tensor, v: Tensor; // [B, H, Tk, Dh]
     let offset = 0;
+    let keyBias: Tensor | undefined; // the cached cross-attention padding bias, [B, H, 1, Tk]
     if (isCross) {
       if (cache && cache.length > 0) {
         [k, v] = [cache.keys!, cache.values!];
+        if (tq === 1 && opts.keyPaddingMask) keyBias = cache.keyBias;
       } else {
         if (memory.ndim !== 3 || memory.shape[0] !== b || memory.shape[2] !== this.dModel) {
           throw new Error(`MultiHeadAttention: memory must be [${b}, S, ${this.dModel}], got ${fmt(memory.shape)}`);
@@ -147,8 +149,15 @@ export class MultiHeadAttention extends Module {
     const pad = opts.keyPaddingMask;
     if (pad) {
       if (pad.shape.join() !== [b, tk].join()) throw new Error(`MultiHeadAttention: keyPaddingMask must be [B, Tk] = [${b}, ${tk}], got ${fmt(pad.shape)}`);
-      const padBias = pad.ne(0).mul(MASKED).reshape(b, 1, 1, tk); // [B, 1, 1, Tk]
-      bias = bias ? padBias.add(bias) : padBias;
+      if (keyBias) bias = keyBias; // cross-attention has no other bias
+      else {
+        const padBias = pad.ne(0).mul(MASKED).reshape(b, 1, 1, tk); // [B, 1, 1, Tk]
+        bias = bias ? padBias.add(bias) : padBias;
+        // Cross-attention with a cache: the memory's padding bias, stored with its keys as
+        // [B, H, 1, Tk] for the single-query steps that follow (no ne/mul per step and layer,
+        // and an add of equal shapes rather than a broadcast over heads).
+        if (isCross && cache && !cache.keyBias && !isGradEnabled()) cache.setKeyBias(padBias.expand(b, this.heads, 1, tk));
+      }
     }
     const drop = this.attnDrop.p > 0 && this.training ? (w: Tensor) => this.attnDrop.forward(w) : undefined;
     const { output, weights } = scaledDotProductAttention(q, k, v, bias, drop);

@@ -16,6 +16,7 @@ function checkIndex(who: string, index: Tensor): void {
 export class KVCache {
   private k: Tensor | undefined; // [B, H, T, Dh]
   private v: Tensor | undefined;
+  private bias: Tensor | undefined; // [B, H, 1, T]: see keyBias
 
   get length(): number {
     return this.k ? this.k.shape[2] : 0;
@@ -28,6 +29,20 @@ export class KVCache {
   }
   get values(): Tensor | undefined {
     return this.v;
+  }
+  // Cross-attention: the additive key-padding bias of the memory these keys came from, made once
+  // with them (not again every step), [B, H, 1, T]: the shape of one query's scores, so adding
+  // it is a plain element-wise add. Reordered and cleared with the keys.
+  get keyBias(): Tensor | undefined {
+    return this.bias;
+  }
+  setKeyBias(bias: Tensor): void {
+    if (!this.k || bias.shape.join() !== [this.k.shape[0], this.k.shape[1], 1, this.k.shape[2]].join()) {
+      throw new Error(`KVCache.setKeyBias: expected [B, H, 1, T] for keys ${this.k ? fmt(this.k.shape) : "(none)"}, got ${fmt(bias.shape)}`);
+    }
+    keep(bias);
+    if (this.bias !== bias) this.bias?.dispose();
+    this.bias = bias;
   }
 
   // Appends new positions k, v: [B, H, Tnew, Dh]; returns the full [B, H, T + Tnew, Dh] pair.
@@ -80,13 +95,16 @@ export class KVCache {
   reorder(index: Tensor): void {
     checkIndex("KVCache.reorder", index);
     if (!this.k) return;
+    const bias = this.bias?.indexSelect(0, index);
     this.replace(this.k.indexSelect(0, index), this.v!.indexSelect(0, index));
+    if (bias) this.setKeyBias(bias);
   }
 
   clear(): void {
     this.k?.dispose();
     this.v?.dispose();
-    this.k = this.v = undefined;
+    this.bias?.dispose();
+    this.k = this.v = this.bias = undefined;
   }
 
   dispose(): void {
@@ -96,6 +114,11 @@ export class KVCache {
   private replace(k: Tensor, v: Tensor): void {
     keep(k);
     keep(v);
+    // a key bias describes these keys only: other rows or positions drop it
+    if (this.bias && (this.bias.shape[0] !== k.shape[0] || this.bias.shape[3] !== k.shape[2])) {
+      this.bias.dispose();
+      this.bias = undefined;
+    }
     if (this.k !== k) this.k?.dispose();
     if (this.v !== v) this.v?.dispose();
     this.k = k;

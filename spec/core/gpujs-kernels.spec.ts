@@ -151,6 +151,8 @@ function cases(): Case[] {
       add(`softmaxBackward log=${log} [${o},${n},${i}]`, "softmaxBackward", [f32(y), f32(floats(o * n * i))], { outer: o, n, inner: i, log }, SUM);
     }
   }
+  // the index is exact (no near-ties in these values); the value as softmax's
+  add("logSoftmaxArgmax [6,9] with banned positions", "logSoftmaxArgmax", [f32(floats(54, -4, 4)), f32([0, -Infinity, 0, 0, 0, -Infinity, 0, 0, 0])], { rows: 6, n: 9 }, SUM);
   const [rows, n] = [5, 7];
   const lnIn = [f32(floats(rows * n, -3, 5)), f32(floats(n)), f32(floats(n))];
   add("layerNorm [5,7]", "layerNorm", lnIn, { rows, n, eps: 1e-5 }, { atol: 1e-5, rtol: 1e-5 });
@@ -244,7 +246,7 @@ function modeSuite(mode: GpujsMode): void {
   const kernelsCovered = new Set(allCases.map((c) => c.kernel));
   s("the parity cases cover every kernel in core/kernels.ts", () => {
     const all: KernelName[] = ["unary", "binary", "scalar", "where", "reduce", "strided", "pad", "concat", "matmul", "gather",
-      "scatterAdd", "indexSelect", "indexAdd", "softmax", "softmaxBackward", "layerNorm", "layerNormBackward", "crossEntropy",
+      "scatterAdd", "indexSelect", "indexAdd", "softmax", "logSoftmaxArgmax", "softmaxBackward", "layerNorm", "layerNormBackward", "crossEntropy",
       "crossEntropyBackward", "cast", "adamw"];
     for (const k of all) assert.ok(kernelsCovered.has(k), `no parity case for kernel ${k}`);
   });

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { leakBackstop, setLeakBackstop } from "../../core/index.ts";
+import { getBackend, keep, leakBackstop, setLeakBackstop, tensor, tidy, type Tensor } from "../../core/index.ts";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -58,8 +58,8 @@ test("switched off (HASTEN_LEAK_BACKSTOP=0), nothing is freed and nothing is sai
   assert.is(off.enabled, false);
   assert.is(off.warnings, 0);
   assert.is(off.freed, 0);
-  // 3 buffers a step (x, x·2, y); the kept reshape shares y's, the disposed tensor is gone
-  for (const r of off.results) assert.is(r.afterLoop - r.base, 9000, `${r.backend}: every dropped buffer stays`);
+  // 4 buffers a step (x, x·2, y, and x·3 from a tidy); the kept reshape shares y's, the disposed tensor is gone
+  for (const r of off.results) assert.is(r.afterLoop - r.base, 12000, `${r.backend}: every dropped buffer stays`);
 });
 
 test("a loop that yields between steps and leaks 2 MiB a step stays bounded (the backstop asks for collections)", async () => {
@@ -69,6 +69,31 @@ test("a loop that yields between steps and leaks 2 MiB a step stays bounded (the
   assert.ok(r.peakMiB < 200, `peak ${r.peakMiB} MiB of ${r.leakedMiB} MiB leaked`);
   const [w] = off.results as unknown as { liveAtEnd: number }[];
   assert.ok(w.liveAtEnd > 600, `without the backstop every buffer stays (${w.liveAtEnd})`);
+});
+
+test("tidy: what it frees is never watched; what leaves it (returned, kept) is", () => {
+  const was = setLeakBackstop(true);
+  try {
+    const before = leakBackstop().watchedBytes;
+    let inside = -1, afterKeep = -1;
+    let kept: Tensor | undefined;
+    const out = tidy(() => {
+      const a = tensor(new Float32Array(1000), { backend: getBackend() });
+      const b = a.mul(2);
+      inside = leakBackstop().watchedBytes - before;
+      kept = keep(b.add(3));
+      afterKeep = leakBackstop().watchedBytes - before;
+      return b.add(1);
+    });
+    assert.is(inside, 0, "a and a·2 made inside the tidy are not watched");
+    assert.is(afterKeep, 4000, "a kept tensor is watched at once");
+    assert.is(leakBackstop().watchedBytes - before, 8000, "the returned tensor is watched once it leaves the tidy");
+    out.dispose();
+    kept!.dispose();
+    assert.is(leakBackstop().watchedBytes - before, 0);
+  } finally {
+    setLeakBackstop(was);
+  }
 });
 
 test("setLeakBackstop switches and reports; a non-boolean is refused", () => {

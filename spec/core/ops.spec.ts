@@ -1,8 +1,10 @@
 // Every op, one line each: forward vs an independent float64 reference and gradient vs central
 // finite differences, on every registered backend (spec/helpers/check-op.ts).
 import { suite } from "uvu";
+import * as assert from "uvu/assert";
 import * as C from "../../core/index.ts";
 import { erf } from "../../core/math.ts";
+import { testBackends } from "../helpers/backends.ts";
 import { checkOp } from "../helpers/check-op.ts";
 import {
   alongDim, alongDimPair, at, map, matmulNd, nd, permuteNd, reduceDims, unravel, zip, type Nd,
@@ -89,6 +91,8 @@ t("mT", () => checkOp("mT", [[2, 3, 4]], (x) => x.mT, (x) => permuteNd(x, [0, 2,
 t("reshape/view/flatten", () => checkOp("reshape", [[2, 3, 4]], (x) => x.reshape(4, -1).view([2, 12]).flatten(), (x) => nd([24], x.data)));
 t("unsqueeze/squeeze", () => checkOp("squeeze", [[3, 1, 4]], (x) => x.squeeze(1).unsqueeze(0).mul(2), (x) => nd([1, 3, 4], x.data.map((v) => 2 * v))));
 t("permute", () => checkOp("permute", [[2, 3, 4]], (x) => x.permute(2, 0, 1), (x) => permuteNd(x, [2, 0, 1])));
+t("permute moving only size-1 dims (a reshape)", () => checkOp("permute", [[2, 1, 3, 4]], (x) => x.permute(0, 2, 1, 3), (x) => permuteNd(x, [0, 2, 1, 3])));
+t("permute of size-1 dims among others", () => checkOp("permute", [[3, 1, 1, 2]], (x) => x.permute(3, 1, 0, 2), (x) => permuteNd(x, [3, 1, 0, 2])));
 t("transpose", () => checkOp("transpose", [[2, 3, 4]], (x) => x.transpose(0, 2), (x) => permuteNd(x, [2, 1, 0])));
 t("expand", () => checkOp("expand", [[3, 1]], (x) => x.expand(2, 3, 4), (x) => zip([x, nd([2, 3, 4])], (a) => a)));
 const sliceRef = (x: Nd, dim: number, s: number, e: number): Nd => {
@@ -97,12 +101,19 @@ const sliceRef = (x: Nd, dim: number, s: number, e: number): Nd => {
   for (let i = 0; i < out.data.length; i++) { const idx = unravel(i, shape); idx[dim] += s; out.data[i] = at(x, idx); }
   return out;
 };
+// Copies whose innermost dim is contiguous and at least 8 long (the wasm backend moves them a run at a time)
+t("permute splitting heads [2,3,4,10] → [2,4,3,10]", () => checkOp("permute", [[2, 3, 4, 10]], (x) => x.permute(0, 2, 1, 3), (x) => permuteNd(x, [0, 2, 1, 3])));
+t("narrow inside rows of 9, expand over a middle dim", () => checkOp("narrow", [[3, 5, 9]], (x) => x.narrow(1, 2, 2).expand(2, 3, 2, 9).mul(1),
+  (x) => zip([sliceRef(x, 1, 2, 4), nd([2, 3, 2, 9])], (a) => a)));
+t("permute of int32 with rows of 8", () => checkOp("permute", [{ shape: [3, 2, 8], dtype: "int32", low: -50, high: 50 }], (x) => x.permute(1, 0, 2), (x) => permuteNd(x, [1, 0, 2]), { grad: false }));
 t("narrow/slice", () => checkOp("narrow", [[4, 5]], (x) => x.narrow(1, 1, 3).slice(0, -3), (x) => sliceRef(sliceRef(x, 1, 1, 4), 0, 1, 4)));
 t("split/chunk", () => checkOp("split", [[6, 2]], (x) => { const [a, b, c] = x.chunk(3, 0); const [d] = x.split([4, 2]); return a.add(b).mul(c).sum().add(d.sum()); },
   (x) => { let s = 0; for (let r = 0; r < 2; r++) for (let c = 0; c < 2; c++) s += (x.data[r * 2 + c] + x.data[(r + 2) * 2 + c]) * x.data[(r + 4) * 2 + c]; for (let i = 0; i < 8; i++) s += x.data[i]; return nd([], [s]); }));
 t("cat", () => checkOp("cat", [[2, 3], [2, 1]], (a, b) => C.cat([a, b], 1), (a, b) => {
   const out = nd([2, 4]); for (let r = 0; r < 2; r++) { for (let c = 0; c < 3; c++) out.data[r * 4 + c] = a.data[r * 3 + c]; out.data[r * 4 + 3] = b.data[r]; } return out;
 }));
+t("cat of three int32 tensors along a middle dim", () => checkOp("cat", [{ shape: [2, 1, 3], dtype: "int32", low: -9, high: 9 }, { shape: [2, 2, 3], dtype: "int32", low: -9, high: 9 }, { shape: [2, 1, 3], dtype: "int32", low: -9, high: 9 }],
+  (a, b, c) => C.cat([a, b, c], 1), (a, b, c) => nd([2, 4, 3], [0, 1].flatMap((r) => [...a.data.subarray(r * 3, r * 3 + 3), ...b.data.subarray(r * 6, r * 6 + 6), ...c.data.subarray(r * 3, r * 3 + 3)])), { grad: false }));
 t("stack", () => checkOp("stack", [[3], [3]], (a, b) => C.stack([a, b], 1), (a, b) => nd([3, 2], [a.data[0], b.data[0], a.data[1], b.data[1], a.data[2], b.data[2]])));
 t("pad", () => checkOp("pad", [[2, 3]], (x) => x.pad([1, 2, 0, 1], 0.5), (x) => {
   const out = nd([3, 6]).data.fill(0.5); for (let r = 0; r < 2; r++) for (let c = 0; c < 3; c++) out[r * 6 + c + 1] = x.data[r * 3 + c]; return nd([3, 6], out);
@@ -212,6 +223,71 @@ for (const eps of [0, 0.1]) {
 t("crossEntropy gradient from |logit| ≈ 3e7, with an ignored row", () => checkOp("crossEntropy",
   [{ shape: [3, 4], values: [3e7, 3e7 - 2, 0, -3e7, -3e7, -3e7 + 4, 1, 2, 5, 6, 7, 8].map(Math.fround) }, rowTargets([1, 0, -100])],
   (z, y) => C.crossEntropy(z, y, { labelSmoothing: 0.2 }), (z, y) => ceRef(z, y, 0.2, -100), { gradRef: (w, z, y) => [ceGrad(w, z, y, 0.2, -100), null] }));
+// ---- logSoftmaxArgmax: greedy decoding's fused pick ----
+// s = logSoftmax(x) + b per row; the reference scans s in float64: first maximum, a NaN wins.
+const pickRef = (x: Nd, b: Nd, want: "values" | "indices") => {
+  const n = x.shape[x.shape.length - 1], rows = x.data.length / n;
+  return nd(x.shape.slice(0, -1), Array.from({ length: rows }, (_, r) => {
+    const sv = logSoftmaxRow([...x.data.subarray(r * n, r * n + n)]).map((v, j) => v + b.data[j]);
+    let j0 = 0;
+    for (let j = 1; j < n && !Number.isNaN(sv[j0]); j++) if (Number.isNaN(sv[j]) || sv[j] > sv[j0]) j0 = j;
+    return want === "values" ? sv[j0] : j0;
+  }));
+};
+const banned = { shape: [11], values: [NEG, 0, 0, NEG, 0, 0, 0, 0, NEG, 0, 0] };
+t("logSoftmaxArgmax values", () => checkOp("logSoftmaxArgmax", [[2, 3, 11], banned], (x, b) => C.logSoftmaxArgmax(x, b).values, (x, b) => pickRef(x, b, "values"), { grad: false }));
+t("logSoftmaxArgmax indices (−∞ bias bans a position)", () => checkOp("logSoftmaxArgmax", [[6, 11], banned],
+  (x, b) => C.logSoftmaxArgmax(x, b).indices, (x, b) => pickRef(x, b, "indices"), { grad: false }));
+t("logSoftmaxArgmax of huge logits, without a bias", () => checkOp("logSoftmaxArgmax", [hugeRows], (x) => C.logSoftmaxArgmax(x).values,
+  (x) => pickRef(x, nd([3], [0, 0, 0]), "values"), { grad: false }));
+t("logSoftmaxArgmax is bit for bit logSoftmax → add → argmax → gather on every backend (ties, −∞, NaN, tails)", async () => {
+  const g = new C.Generator(77);
+  for (const { cfg, backend } of await testBackends()) {
+    for (const n of [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 33, 100]) {
+      const rows = 7;
+      // few distinct levels, so that rows hold ties; row 5 gets a NaN, row 6 is all banned
+      const x = Array.from({ length: rows * n }, () => Math.fround(Math.round(g.random() * 4) * 0.75 - 1));
+      if (n > 2) x[5 * n + 2] = NaN;
+      const b = Array.from({ length: n }, (_, j) => (g.random() < 0.25 ? -Infinity : 0));
+      const xt = C.tensor(x, { shape: [rows, n], backend }), bt = C.tensor(b, { shape: [n], backend });
+      const allBanned = C.full([n], -Infinity, { backend });
+      const got = C.logSoftmaxArgmax(xt, bt), gotBanned = C.logSoftmaxArgmax(xt, allBanned);
+      for (const [bias, res] of [[bt, got], [allBanned, gotBanned]] as const) {
+        const s = xt.logSoftmax(-1).add(bias), idx = s.argmax(-1), val = s.gather(1, idx.reshape(rows, 1)).reshape(rows);
+        const [gi, gv, wi, wv] = await Promise.all([res.indices.data(), res.values.data(), idx.data(), val.data()]);
+        for (let r = 0; r < rows; r++) {
+          if (gi[r] !== wi[r] || !Object.is(gv[r], wv[r])) {
+            throw new Error(`${cfg.label}, n ${n}, row ${r}: fused (${gi[r]}, ${gv[r]}) vs composed (${wi[r]}, ${wv[r]})`);
+          }
+        }
+        for (const t of [s, idx, val, res.indices, res.values]) t.dispose();
+      }
+      for (const t of [xt, bt, allBanned]) t.dispose();
+    }
+  }
+});
+t("wasm: a weight multiplied by a few rows again and again is packed once, gives the same bits, and goes with its buffer", async () => {
+  const wasm = await C.setBackend("wasm");
+  try {
+    const { getWasmRuntime } = await import("../../core/backends/wasm/index.ts");
+    const heap = getWasmRuntime().heap;
+    const g = new C.Generator(5);
+    const x = C.randn([20, 300], { generator: g, backend: wasm });
+    const before = heap.liveBytes();
+    const w = C.randn([1000, 300], { generator: g, backend: wasm });
+    const outs = [0, 1, 2].map(() => C.linear(x, w));
+    const grown = heap.liveBytes() - before;
+    const first = outs[0].dataSync();
+    for (const o of outs.slice(1)) assert.equal(Array.from(o.dataSync()), Array.from(first), "the same bits from the packed copy");
+    assert.ok(grown >= 2 * 1000 * 300 * 4, `a packed copy of w was kept (${grown} bytes)`);
+    for (const o of outs) o.dispose();
+    w.dispose();
+    assert.is(heap.liveBytes(), before, "the packed copy went with w");
+    x.dispose();
+  } finally {
+    await C.setBackend("cpu");
+  }
+});
 t("dropout (seeded mask)", () => checkOp("dropout", [[4, 8]], (x) => C.dropout(x, 0.25, true, new C.Generator(7)), (x) => {
   const mask = new C.Generator(7).bernoulliMask(32, 0.75);
   return map(x, (v, i) => (v * mask[i]) / 0.75);

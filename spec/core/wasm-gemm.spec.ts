@@ -255,6 +255,41 @@ test("FMA choice: an option wins over HASTEN_WASM_FMA, which wins over availabil
   assert.throws(() => chooseFma(undefined, "yes", yes), /HASTEN_WASM_FMA must be 0, 1 or auto, got "yes"/);
 });
 
+test("packB: a gemm reading B pre-packed gives the same bits as one packing it (1 and 2 threads, both layouts)", async () => {
+  const two = new WasmRuntime({ threads: 2, parallelMinFlops: 0, adaptive: false, heap: { initialBytes: 1 << 20 }, gemm: { dotsMaxM: 0, axpyMaxM: 0 } });
+  await two.ready();
+  const runtimes = [...paths.map((p) => p.packed), two];
+  // N past a panel edge and across NC, K across KC blocks, M across MC, a padded ldb
+  const shapes = [[9, 37, 20], [33, 19, KC + 44], [MC + 5, NC + 21, 7], [1, 16, 1], [12, 45, 2 * KC + 1], [20, NC + 21, KC + 5], [40, 700, KC + 3]];
+  let seed = 900;
+  for (const rtx of runtimes) {
+    const heap = rtx.heap;
+    for (const [M, N, K] of shapes) {
+      for (const transB of [true, false]) {
+        for (const padB of [0, 3]) {
+          const r = rng(seed++);
+          const ldb = (transB ? K : N) + padB, nB = (transB ? N : K) * ldb;
+          const a = heap.alloc(M * K * 4), b = heap.alloc(nB * 4), c1 = heap.alloc(M * N * 4), c2 = heap.alloc(M * N * 4);
+          heap.f32(a, M * K).forEach((_, i, x) => (x[i] = r() * 2 - 1));
+          heap.f32(b, nB).forEach((_, i, x) => (x[i] = r() * 2 - 1));
+          const args = { M, N, K, transB, a, b, ldb };
+          rtx.gemm({ ...args, c: c1 });
+          const packed = rtx.packB({ b, K, N, transB, ldb });
+          rtx.gemm({ ...args, c: c2, packedB: packed });
+          const x = heap.f32(c1, M * N), y = heap.f32(c2, M * N);
+          for (let i = 0; i < M * N; i++) if (!Object.is(x[i], y[i])) assert.unreachable(`C[${i}]: ${x[i]} vs ${y[i]} (pre-packed) for ${JSON.stringify({ M, N, K, transB, padB })}, threads ${rtx.getNumThreads()}`);
+          assert.throws(() => rtx.gemm({ ...args, N: N - 1, c: c2, packedB: packed }), /packedB \d+ was not packed from this B/);
+          rtx.freePackedB(packed);
+          for (const q of [a, b, c1, c2]) heap.free(q);
+        }
+      }
+    }
+  }
+  assert.throws(() => rt.gemm({ M: 1, N: 1, K: 1, a: 1024, b: 1024, c: 2048, batch: 2, packedB: 4096 }), /packedB is for one matrix, got batch 2/);
+  assert.throws(() => rt.freePackedB(4096), /4096 is not a packed B of this runtime/);
+  await two.shutdown();
+});
+
 test("no block leaks: only the runtimes' own blocks are live", () => {
   const own = paths.reduce((n, p) => n + p.rt.ownBlocks() + p.packed.ownBlocks(), 0);
   assert.is(heap.liveBlocks(), own);

@@ -1,6 +1,7 @@
 // The wasm element-wise, row and optimizer kernels against float64 references written out in
 // TypeScript: exp accuracy over the whole f32 range, binary ops with every broadcast, softmax,
-// logSoftmax and layerNorm forward and backward, AdamW; the same bits on 1 and 2 threads.
+// logSoftmax and layerNorm forward and backward, AdamW; the same bits on 1 and 2 threads
+// (logSoftmaxArgmax is checked against its composition in spec/core/ops.spec.ts).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { WasmRuntime, type BinaryOp, type Broadcast } from "../../core/backends/wasm/index.ts";
@@ -212,10 +213,10 @@ test("the same bits on 1 and 2 threads (row jobs split across workers)", async (
   const x = rand(rows * n, 5, 4), dy = rand(rows * n, 6), gamma = rand(n, 7), beta = rand(n, 8);
   const runAll = (r: WasmRuntime) => {
     const h = r.heap;
-    const arrays = [x, dy, gamma, beta, ...Array.from({ length: 5 }, () => new Float32Array(rows * n)), new Float32Array(rows), new Float32Array(rows), new Float32Array(n), new Float32Array(n)];
+    const arrays = [x, dy, gamma, beta, ...Array.from({ length: 5 }, () => new Float32Array(rows * n)), new Float32Array(rows), new Float32Array(rows), new Float32Array(n), new Float32Array(n), new Float32Array(rows), new Float32Array(rows)];
     const ptrs = arrays.map((a) => h.alloc(a.byteLength));
     arrays.forEach((a, i) => h.f32(ptrs[i], a.length).set(a));
-    const [px, pdy, pg, pb, p1, p2, p3, p4, p5, pmu, prs, pdg, pdb] = ptrs;
+    const [px, pdy, pg, pb, p1, p2, p3, p4, p5, pmu, prs, pdg, pdb, pidx, pval] = ptrs;
     r.ops.softmax(px, p1, rows, n);
     r.ops.logSoftmaxBackward(p1, pdy, p2, rows, n);
     r.ops.layerNorm({ x: px, gamma: pg, beta: pb, y: p3, mean: pmu, rstd: prs, rows, n, eps: 1e-5 });
@@ -223,6 +224,7 @@ test("the same bits on 1 and 2 threads (row jobs split across workers)", async (
     r.ops.layerNormParamsBackward({ x: px, mean: pmu, rstd: prs, dy: pdy, dgamma: pdg, dbeta: pdb, rows, n });
     r.ops.binary("mul", px, pg, p5, rows, n, "row");
     r.ops.exp(p5, p5, rows * n);
+    r.ops.logSoftmaxArgmax(px, pg, pidx, pval, rows, n);
     const out = ptrs.slice(4).map((p, i) => Array.from(h.f32(p, arrays[4 + i].length)));
     ptrs.forEach((p) => h.free(p));
     return out;
@@ -247,6 +249,7 @@ test("bad arguments get errors naming what was expected", () => {
     assert.throws(() => ops.layerNorm({ x: p, y: p, rows: 1, n: 4, eps: 1e-5, gamma: p }), /gamma and beta must both be given/);
     assert.throws(() => ops.adamw({ p, g: p, m: p, v: p, n: 4, lr: 1, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0, step: 0 }), /step must be an integer >= 1, got 0/);
     assert.throws(() => ops.exp(p, p, -1), /n must be an integer/);
+    assert.throws(() => ops.logSoftmaxArgmax(p, p, p, p, 2, 0), /wasm logSoftmaxArgmax: rows of 0 values have no maximum/);
   } finally {
     heap.free(p);
   }

@@ -3,7 +3,7 @@
 //   node --expose-gc --import tsx spec/helpers/leak-child.ts drop cpu wasm gpujs:webasm
 //   node --import tsx spec/helpers/leak-child.ts pressure        (no --expose-gc: the backstop finds gc itself)
 // With HASTEN_LEAK_BACKSTOP=0 in the environment the same runs show what happens without it.
-import { getBackend, leakBackstop, setBackend, tensor, type Backend, type Tensor } from "../../core/index.ts";
+import { getBackend, leakBackstop, setBackend, tensor, tidy, type Backend, type Tensor } from "../../core/index.ts";
 
 const warnings: string[] = [];
 process.on("warning", (w) => {
@@ -32,6 +32,7 @@ function leakMany(b: Backend): { kept: Tensor; want: number[]; peak: number } {
   for (let i = 0; i < 3000; i++) {
     const x = tensor(new Float32Array(256).fill(i));
     const y = x.mul(2).add(1); // x, the product and y are dropped without dispose()
+    tidy(() => x.mul(3)); // returned by a tidy and dropped: watched once it left the tidy
     if (i === 7) kept = y.reshape([16, 16]); // shares y's buffer; y itself becomes unreachable
     if (i % 100 === 0) peak = Math.max(peak, b.liveBuffers());
   }

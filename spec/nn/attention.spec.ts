@@ -232,6 +232,31 @@ test("cross-attention cache is filled once from memory and reused", () => {
   });
 });
 
+test("cross-attention cache with memory padding: its key bias is made once, follows reorder, and equals the uncached pass", () => {
+  noGrad(() => {
+    const mha = make(16);
+    const g = new Generator(17);
+    const memory = randn([3, 5, 8], { generator: g }), y = [1, 2, 3].map(() => randn([3, 1, 8], { generator: g }));
+    const pad = tensor([0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1], { shape: [3, 5] });
+    const cache = new KVCache();
+    const a0 = vals(mha.forward(y[0], { memory, keyPaddingMask: pad, cache }));
+    const bias = cache.keyBias!;
+    assert.equal(bias.shape, [3, 2, 1, 5]);
+    assert.equal(vals(bias).slice(0, 5), [0, 0, 0, -1e9, -1e9].map(Math.fround));
+    const a1 = vals(mha.forward(y[1], { memory, keyPaddingMask: pad, cache }));
+    assert.is(cache.keyBias, bias, "made once");
+    assert.equal(a0, vals(mha.forward(y[0], { memory, keyPaddingMask: pad })), "step 1: the same bits as without a cache");
+    assert.equal(a1, vals(mha.forward(y[1], { memory, keyPaddingMask: pad })), "step 2: the same bits with the cached bias");
+    const idx = tensor([2, 0, 2], { dtype: "int32" });
+    cache.reorder(idx);
+    const memR = memory.indexSelect(0, idx), padR = pad.indexSelect(0, idx);
+    assert.equal(cache.keyBias!.shape, [3, 2, 1, 5]);
+    assert.equal(vals(mha.forward(y[2], { memory: memR, keyPaddingMask: padR, cache })), vals(mha.forward(y[2], { memory: memR, keyPaddingMask: padR })), "after reorder");
+    cache.dispose();
+    assert.is(cache.keyBias, undefined);
+  });
+});
+
 test("attention rejects inconsistent arguments with clear errors", () => {
   const mha = make(16);
   const x = randn([2, 3, 8]);

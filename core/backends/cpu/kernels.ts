@@ -2,12 +2,12 @@
 import { adamw, binary, cast, scalar, unary, where } from "./elementwise.ts";
 import { matmul } from "./matmul.ts";
 import { concat, gather, indexAdd, indexSelect, pad, scatterAdd, strided } from "./movement.ts";
-import { crossEntropy, crossEntropyBackward, layerNorm, layerNormBackward, softmax, softmaxBackward } from "./nn.ts";
+import { crossEntropy, crossEntropyBackward, layerNorm, layerNormBackward, logSoftmaxArgmax, softmax, softmaxBackward } from "./nn.ts";
 import { reduce } from "./reduce.ts";
 import type { KernelTable } from "./types.ts";
 
 export const cpuKernels: KernelTable = {
   unary, binary, scalar, where, reduce, strided, pad, concat, matmul, gather, scatterAdd,
-  indexSelect, indexAdd, softmax, softmaxBackward, layerNorm, layerNormBackward, crossEntropy,
+  indexSelect, indexAdd, softmax, logSoftmaxArgmax, softmaxBackward, layerNorm, layerNormBackward, crossEntropy,
   crossEntropyBackward, cast, adamw,
 };

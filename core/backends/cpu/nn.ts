@@ -26,6 +26,27 @@ export function softmax(alloc: Alloc, [x]: TypedArray[], p: KernelParams["softma
   return [y];
 }
 
+// The log-softmax row as softmax() stores it (float32), plus the bias as binary add stores it,
+// scanned like reduce's argmax: the first maximum wins, and so does the first NaN.
+export function logSoftmaxArgmax(alloc: Alloc, [x, bias]: TypedArray[], p: KernelParams["logSoftmaxArgmax"]): TypedArray[] {
+  const { rows, n } = p;
+  const index = alloc("int32", rows), value = alloc("float32", rows);
+  const f = Math.fround;
+  for (let r = 0; r < rows; r++) {
+    const base = r * n;
+    const [mx, s] = rowStats(x, base, n, 1);
+    const ls = Math.log(s);
+    let best = f(f(x[base] - mx - ls) + bias[0]), bestJ = 0;
+    for (let j = 1; j < n && !Number.isNaN(best); j++) {
+      const v = f(f(x[base + j] - mx - ls) + bias[j]);
+      if (Number.isNaN(v) || v > best) { best = v; bestJ = j; }
+    }
+    index[r] = bestJ;
+    value[r] = best;
+  }
+  return [index, value];
+}
+
 // [m, s] of the n values x[base + j·stride]: m the maximum (NaN if any is NaN), s = Σ exp(x − m)
 // in float64, so 1 ≤ s ≤ n whenever m is finite.
 function rowStats(x: TypedArray, base: number, n: number, stride: number): [number, number] {

@@ -20,9 +20,21 @@ export type { GpujsMode } from "./device.ts";
 export { probeAdapter } from "./device.ts";
 
 type Launcher<K extends KernelName> = (rt: Runtime, inputs: GpujsBuffer[], p: KernelParams[K]) => GpujsBuffer[];
+// Greedy decoding's fused pick, as the composition it stands for (the same kernels, so the same
+// bits; a GPU reads back only the two [rows] results either way).
+const logSoftmaxArgmax: Launcher<"logSoftmaxArgmax"> = (rt, [x, bias], { rows, n }) => {
+  const [lp] = softmax(rt, [x], { outer: rows, n, inner: 1, log: true });
+  const [s] = binary(rt, [lp, bias], { op: "add", outShape: [rows, n], aStrides: [n, 1], bStrides: [0, 1], dtype: "float32" });
+  rt.free(lp);
+  const [index] = reduce(rt, [s], { op: "argmax", outer: rows, r: n, inner: 1, dtype: "float32" });
+  const [value] = gather(rt, [s, index], { outer: rows, n, k: 1, inner: 1, dtype: "float32" });
+  rt.free(s);
+  return [index, value];
+};
+
 const KERNELS: { [K in KernelName]: Launcher<K> } = {
   unary, binary, scalar, where, reduce, strided, pad, concat, matmul, gather, scatterAdd,
-  indexSelect, indexAdd, softmax, softmaxBackward, layerNorm, layerNormBackward, crossEntropy,
+  indexSelect, indexAdd, softmax, logSoftmaxArgmax, softmaxBackward, layerNorm, layerNormBackward, crossEntropy,
   crossEntropyBackward, cast, adamw,
 };
 

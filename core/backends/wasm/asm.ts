@@ -65,8 +65,8 @@ export const Op = {
 /** SIMD sub-opcodes (after the 0xFD prefix), from the final SIMD proposal's binary table. */
 export const Simd = {
   v128_load: 0x00, v128_load32_splat: 0x09, v128_store: 0x0b, v128_const: 0x0c, i8x16_shuffle: 0x0d,
-  i32x4_splat: 0x11, f32x4_splat: 0x13, f32x4_extract_lane: 0x1f, f32x4_replace_lane: 0x20,
-  f32x4_eq: 0x41, f32x4_lt: 0x43, f32x4_gt: 0x44, f32x4_le: 0x45, f32x4_ge: 0x46,
+  i32x4_splat: 0x11, f32x4_splat: 0x13, i32x4_extract_lane: 0x1b, f32x4_extract_lane: 0x1f, f32x4_replace_lane: 0x20,
+  f32x4_eq: 0x41, f32x4_ne: 0x42, f32x4_lt: 0x43, f32x4_gt: 0x44, f32x4_le: 0x45, f32x4_ge: 0x46,
   v128_not: 0x4d, v128_and: 0x4e, v128_andnot: 0x4f, v128_or: 0x50, v128_xor: 0x51, v128_bitselect: 0x52,
   f32x4_ceil: 0x67, f32x4_floor: 0x68, f32x4_trunc: 0x69, f32x4_nearest: 0x6a,
   i32x4_shl: 0xab, i32x4_shr_s: 0xac, i32x4_shr_u: 0xad, i32x4_add: 0xae, i32x4_sub: 0xb1, i32x4_mul: 0xb5,
@@ -185,6 +185,9 @@ export class FuncBuilder {
   }
   extractLane(lane: number): this {
     return this.simd(Simd.f32x4_extract_lane).emit(lane);
+  }
+  extractLaneI32(lane: number): this {
+    return this.simd(Simd.i32x4_extract_lane).emit(lane);
   }
 
   // Structured control flow. Bodies run inside the block; `br(0)` in a loop body continues it.

@@ -7,7 +7,7 @@ import type { DType, TypedArray } from "../../dtype.ts";
 import type { KernelParams } from "../../kernels.ts";
 import { CpuBuffer, HostBackend } from "../cpu/index.ts";
 import { cpuKernels } from "../cpu/kernels.ts";
-import type { Alloc, KernelTable } from "../cpu/types.ts";
+import type { Alloc, KernelFn, KernelTable } from "../cpu/types.ts";
 import { getWasmRuntime, type WasmRuntime } from "./index.ts";
 import { UNARY_KERNELS, type BinaryOp as WasmBinary, type Broadcast, type UnaryKernel } from "./ops.ts";
 
@@ -42,6 +42,16 @@ function classify(shape: readonly number[], strides: readonly number[]): { mode:
   return null;
 }
 
+// Packed-B cache (see packedB): rows of C up to this, B of at least this many elements, and
+// at most this many bytes of packed copies in all.
+const PACK_MAX_M = 64;
+const PACK_MIN_ELEMENTS = 1 << 16;
+const PACK_MAX_BYTES = 256 * 2 ** 20;
+
+// TypeScript kernels that write every element of their outputs: they get them without the zero
+// fill (scatterAdd, indexAdd, pad with 0, a sum over a strided dim … add into zeros).
+const OVERWRITING = ["unary", "binary", "scalar", "where", "gather", "cast", "softmax"] as const;
+
 class WasmBackend extends HostBackend {
   constructor(readonly rt: WasmRuntime) {
     const heap = rt.heap;
@@ -53,7 +63,17 @@ class WasmBackend extends HostBackend {
       return v;
     };
     super("wasm", {} as KernelTable, alloc);
-    this.kernels = { ...cpuKernels, ...this.fast() };
+    const overwriting = Object.fromEntries(OVERWRITING.map((k) => [k, (_a: Alloc, xs: TypedArray[], p: never) => (cpuKernels[k] as KernelFn<typeof k>)(this.rawAlloc, xs, p)]));
+    this.kernels = { ...cpuKernels, ...overwriting, ...this.fast() };
+  }
+
+  private readonly rawAlloc: Alloc = (dtype, n) => this.raw(dtype, n);
+  private wholeHeap: Float32Array | undefined;
+  // The whole memory as one array (copyWithin moves bits, whatever the dtype).
+  private heapView(): Float32Array {
+    const bytes = this.rt.heap.byteLength;
+    if (!this.wholeHeap || this.wholeHeap.byteLength !== bytes) this.wholeHeap = this.rt.heap.f32(0, bytes >>> 2);
+    return this.wholeHeap;
   }
 
   // Outputs that the kernel overwrites entirely need no zeroing.
@@ -63,18 +83,105 @@ class WasmBackend extends HostBackend {
   }
 
   override free(buf: BackendBuffer): void {
-    this.rt.heap.free(ptr((buf as CpuBuffer).data));
+    const p = ptr((buf as CpuBuffer).data);
+    const e = this.packs.get(p);
+    if (e) {
+      if (e.packed) {
+        this.rt.freePackedB(e.packed);
+        this.packedBytes -= e.bytes;
+      }
+      this.packs.delete(p);
+    }
+    this.rt.heap.free(p);
     super.free(buf);
+  }
+
+  // Weights multiplied by a few rows at a time, again and again (batched decoding: every step
+  // multiplies the same Linear weights and the 8000×256 output matrix by B rows): the packed
+  // gemm would pack all of B on every call, a pass over B as long as the arithmetic for a
+  // dozen rows. Such a B is packed once, on its second use (a buffer used once is not worth a
+  // copy), kept until its buffer is freed (buffers never change while alive), and handed to
+  // the gemm. The few-row kernels read B in place and need none of this.
+  private readonly packs = new Map<number, { K: number; N: number; transB: boolean; uses: number; packed: number; bytes: number }>();
+  private packedBytes = 0;
+  private packedB(b: TypedArray, p: KernelParams["matmul"]): number {
+    const cfg = this.rt.gemmConfig;
+    const few = p.transB ? cfg.dotsMaxM : cfg.axpyMaxM;
+    if (p.batch !== 1 || p.M <= few || p.M > PACK_MAX_M || p.K * p.N < PACK_MIN_ELEMENTS) return 0;
+    const at = ptr(b);
+    const e = this.packs.get(at);
+    if (!e) {
+      this.packs.set(at, { K: p.K, N: p.N, transB: p.transB, uses: 1, packed: 0, bytes: 0 });
+      return 0;
+    }
+    if (e.K !== p.K || e.N !== p.N || e.transB !== p.transB) return 0; // the same buffer read as another shape
+    if (e.packed === 0 && ++e.uses >= 2) {
+      const bytes = Math.ceil(p.N / cfg.NR) * cfg.NR * p.K * 4;
+      if (this.packedBytes + bytes > PACK_MAX_BYTES) return 0;
+      e.packed = this.rt.packB({ b: at, K: p.K, N: p.N, transB: p.transB });
+      e.bytes = bytes;
+      this.packedBytes += bytes;
+    }
+    return e.packed;
   }
 
   private fast(): Partial<KernelTable> {
     const rt = this.rt, ops = rt.ops;
     return {
+      // Copies of whole runs (memmove within the heap): no zero fill, no subarray per row.
+      concat: (_alloc, xs, p: KernelParams["concat"]) => {
+        const total = p.sizes.reduce((s, v) => s + v, 0) * p.inner;
+        const y = this.raw(p.dtype, p.outer * total), heap = this.heapView();
+        let col = 0;
+        xs.forEach((x, k) => {
+          const w = p.sizes[k] * p.inner, src = x.byteOffset >>> 2, dst = (y.byteOffset >>> 2) + col;
+          for (let o = 0; o < p.outer; o++) heap.copyWithin(dst + o * total, src + o * w, src + (o + 1) * w);
+          col += w;
+        });
+        return [y];
+      },
+      // permute/slice/expand whose innermost dim is contiguous (splitting heads: runs of Dh):
+      // one memmove per run, walking the outer dims as an odometer.
+      strided: (_alloc, [x], p: KernelParams["strided"]) => {
+        const shape = p.outShape, st = p.strides, nd = shape.length;
+        const last = nd > 0 ? shape[nd - 1] : 0;
+        if (nd < 2 || st[nd - 1] !== 1 || last < 8) return cpuKernels.strided(this.rawAlloc, [x], p);
+        let n = 1;
+        for (const d of shape) n *= d;
+        const y = this.raw(p.dtype, n), heap = this.heapView();
+        const src = x.byteOffset >>> 2, dst = y.byteOffset >>> 2;
+        const idx = new Array<number>(nd - 1).fill(0);
+        let off = p.offset;
+        for (let o = 0; o < n; o += last) {
+          heap.copyWithin(dst + o, src + off, src + off + last);
+          for (let d = nd - 2; d >= 0; d--) {
+            off += st[d];
+            if (++idx[d] < shape[d]) break;
+            off -= st[d] * shape[d];
+            idx[d] = 0;
+          }
+        }
+        return [y];
+      },
+      indexSelect: (_alloc, [x, ids], p: KernelParams["indexSelect"]) => {
+        const { outer, n, m, inner } = p;
+        for (let j = 0; j < m; j++) if (!(Number.isInteger(ids[j]) && ids[j] >= 0 && ids[j] < n)) throw new Error(`indexSelect: index ${ids[j]} out of range [0, ${n})`);
+        const y = this.raw(p.dtype, outer * m * inner), heap = this.heapView();
+        const src = x.byteOffset >>> 2, dst = y.byteOffset >>> 2;
+        for (let o = 0; o < outer; o++) {
+          for (let j = 0; j < m; j++) {
+            const from = src + (o * n + ids[j]) * inner;
+            heap.copyWithin(dst + (o * m + j) * inner, from, from + inner);
+          }
+        }
+        return [y];
+      },
       matmul: (_alloc, [a, b], p: KernelParams["matmul"]) => {
         const c = this.raw("float32", p.batch * p.M * p.N);
         rt.gemm({
           transA: p.transA, transB: p.transB, M: p.M, N: p.N, K: p.K, batch: p.batch,
           a: ptr(a), aBatchStride: p.aBatchStride, b: ptr(b), bBatchStride: p.bBatchStride, c: ptr(c), beta: 0,
+          packedB: this.packedB(b, p),
         });
         return [c];
       },
@@ -86,11 +193,11 @@ class WasmBackend extends HostBackend {
           if (a?.mode === "same" && b) return [this.ew(op, xs[0], xs[1], n, b, false)];
           if (b?.mode === "same" && a && op !== "max" && op !== "min") return [this.ew(op, xs[1], xs[0], n, a, true)];
         }
-        return cpuKernels.binary(alloc, xs, p);
+        return cpuKernels.binary(this.rawAlloc, xs, p);
       },
       scalar: (alloc, [x], p: KernelParams["scalar"]) => {
         const op = p.op === "add" || p.op === "mul" ? p.op : undefined;
-        if (!op || !(x instanceof Float32Array) || p.n < 1024) return cpuKernels.scalar(alloc, [x], p);
+        if (!op || !(x instanceof Float32Array) || p.n < 1024) return cpuKernels.scalar(this.rawAlloc, [x], p);
         const s = this.raw("float32", 1);
         s[0] = p.value;
         try {
@@ -102,17 +209,22 @@ class WasmBackend extends HostBackend {
       // float32 activations and friends run as SIMD kernels (kernels-unary.ts); int32 inputs
       // and sin/cos stay on the TypeScript kernels.
       unary: (alloc, [x], p: KernelParams["unary"]) => {
-        if (!(x instanceof Float32Array) || (p.op !== "exp" && !WASM_UNARY.has(p.op))) return cpuKernels.unary(alloc, [x], p);
+        if (!(x instanceof Float32Array) || (p.op !== "exp" && !WASM_UNARY.has(p.op))) return cpuKernels.unary(this.rawAlloc, [x], p);
         const y = this.raw("float32", p.n);
         if (p.op === "exp") ops.exp(ptr(x), ptr(y), p.n);
         else ops.unary(p.op as UnaryKernel, ptr(x), ptr(y), p.n);
         return [y];
       },
       softmax: (alloc, [x], p: KernelParams["softmax"]) => {
-        if (p.inner !== 1) return cpuKernels.softmax(alloc, [x], p);
+        if (p.inner !== 1) return cpuKernels.softmax(this.rawAlloc, [x], p);
         const y = this.raw("float32", p.outer * p.n);
         (p.log ? ops.logSoftmax : ops.softmax).call(ops, ptr(x), ptr(y), p.outer, p.n);
         return [y];
+      },
+      logSoftmaxArgmax: (_alloc, [x, bias], p: KernelParams["logSoftmaxArgmax"]) => {
+        const index = this.raw("int32", p.rows), value = this.raw("float32", p.rows);
+        ops.logSoftmaxArgmax(ptr(x), ptr(bias), ptr(index), ptr(value), p.rows, p.n);
+        return [index, value];
       },
       softmaxBackward: (alloc, [y, g], p: KernelParams["softmaxBackward"]) => {
         if (p.inner !== 1) return cpuKernels.softmaxBackward(alloc, [y, g], p);

@@ -52,7 +52,9 @@ export const JOB = {
   a: 5, aBatchStride: 6, lda: 7, b: 8, bBatchStride: 9, ldb: 10, c: 11, cBatchStride: 12, ldc: 13,
   accumulate: 14, batch: 15, mb: 16, nb: 17, tilesM: 18, tilesN: 19, tasks: 20, sumBatch: 21,
   next: 22, finished: 23, gemv: 24,
-  slots: 25,
+  // 0, or B already packed by gemm_pack_b (batch 1): the block reads its panels instead of packing
+  packedB: 25,
+  slots: 26,
 } as const;
 
 /** Per-thread record (i32 slots): the job it works on and its own packing buffers. */
@@ -178,6 +180,7 @@ function emitBlock(m: ModuleBuilder, cfg: GemmConfig, kernel: number, edge: numb
     const L = () => f.local(i32);
     const [K, a, b, c, ldc, accIn, pA, pB, tile, rsA, csA, rsB, csB, aBS, bBS, cBS] = Array.from({ length: 16 }, L);
     const [bi, jc, pc, ic, jr, ir, nc, kc, mc, nr, mr, accF, Ab, Bb, Cb, cp] = Array.from({ length: 16 }, L);
+    const [pre, nPad, pScratch] = [L(), L(), L()];
     const ld = (slot: number) => f.get(job).i32load(slot * 4);
     ld(JOB.K).set(K);
     ld(JOB.a).set(a);
@@ -189,7 +192,10 @@ function emitBlock(m: ModuleBuilder, cfg: GemmConfig, kernel: number, edge: numb
     ld(JOB.bBatchStride).i32c(4).op(Op.i32_mul).set(bBS);
     ld(JOB.cBatchStride).i32c(4).op(Op.i32_mul).set(cBS);
     f.get(rec).i32load(THREAD.packA * 4).set(pA);
-    f.get(rec).i32load(THREAD.packB * 4).set(pB);
+    f.get(rec).i32load(THREAD.packB * 4).set(pScratch);
+    ld(JOB.packedB).set(pre);
+    // columns of a pre-packed B, rounded up to whole panels
+    ld(JOB.N).i32c(NR - 1).op(Op.i32_add).i32c(NR).op(Op.i32_div_u).i32c(NR).op(Op.i32_mul).set(nPad);
     f.get(rec).i32load(THREAD.tile * 4).set(tile);
     // (row, column) byte strides of A (M×K) and B (K×N) under the transposition flags
     const strides = (trans: number, ldSlot: number, rs: number, cs: number) => {
@@ -213,9 +219,16 @@ function emitBlock(m: ModuleBuilder, cfg: GemmConfig, kernel: number, edge: numb
         f.for(pc, () => f.i32c(0), () => f.get(K), KC, () => {
           minOf(f, sub(K, pc), cst(KC));
           f.set(kc);
-          // pack B(pc.., jc..): p runs over columns j (stride csB), k over rows (stride rsB)
-          f.get(Bb).get(pc).get(rsB).op(Op.i32_mul).op(Op.i32_add).get(jc).get(csB).op(Op.i32_mul).op(Op.i32_add);
-          f.get(csB).get(rsB).get(nc).get(kc).get(pB).call(packB);
+          f.get(pre).if(
+            // packed once by gemm_pack_b: block pc starts at pc·nPad, its panel jc/NR at jc·kc
+            () => f.get(pre).get(pc).get(nPad).op(Op.i32_mul).get(jc).get(kc).op(Op.i32_mul).op(Op.i32_add).i32c(2).op(Op.i32_shl).op(Op.i32_add).set(pB),
+            () => {
+              // pack B(pc.., jc..): p runs over columns j (stride csB), k over rows (stride rsB)
+              f.get(pScratch).set(pB);
+              f.get(Bb).get(pc).get(rsB).op(Op.i32_mul).op(Op.i32_add).get(jc).get(csB).op(Op.i32_mul).op(Op.i32_add);
+              f.get(csB).get(rsB).get(nc).get(kc).get(pB).call(packB);
+            },
+          );
           // accumulate unless this is the first k block of a fresh C; with cBatchStride 0 every
           // batch after the first adds into the same C (a sum over the batch)
           f.get(accIn).get(pc).i32c(0).op(Op.i32_gt_s).op(Op.i32_or);
@@ -271,6 +284,24 @@ export function emitGemm(m: ModuleBuilder, cfg: GemmConfig): void {
   const packB = emitPack(m, cfg.NR);
   const block = emitBlock(m, cfg, kernel, edge, packA, packB);
   const gemv = emitGemv(m);
+
+  // gemm_pack_b(b, csB, rsB, N, K, dst): all of B (element (k, j) at b + k·rsB + j·csB) in the
+  // order gemm_block packs it, KC rows at a time: block pc at dst + pc·nPad·4 (nPad = N rounded
+  // up to NR), its panels of NR columns one after another. A job whose packedB points here
+  // skips the packing: a weight that a decoding loop multiplies every step is packed once.
+  m.func("gemm_pack_b", [i32, i32, i32, i32, i32, i32], [], (f) => {
+    const [b, csB, rsB, N, K, dst] = [0, 1, 2, 3, 4, 5];
+    const [pc, kc, nPad] = [f.local(i32), f.local(i32), f.local(i32)];
+    f.get(N).i32c(cfg.NR - 1).op(Op.i32_add).i32c(cfg.NR).op(Op.i32_div_u).i32c(cfg.NR).op(Op.i32_mul).set(nPad);
+    f.for(pc, () => f.i32c(0), () => f.get(K), cfg.KC, () => {
+      minOf(f, () => f.get(K).get(pc).op(Op.i32_sub), () => f.i32c(cfg.KC));
+      f.set(kc);
+      f.get(b).get(pc).get(rsB).op(Op.i32_mul).op(Op.i32_add);
+      f.get(csB).get(rsB).get(N).get(kc);
+      f.get(dst).get(pc).get(nPad).op(Op.i32_mul).i32c(2).op(Op.i32_shl).op(Op.i32_add);
+      f.call(packB);
+    });
+  });
 
   // Claims tasks until none are left; the thread that finishes the last one wakes the caller.
   m.func("gemm_job", [i32], [i32], (f) => {

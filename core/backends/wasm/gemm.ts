@@ -30,9 +30,15 @@ export interface GemmArgs {
   ldc?: number;
   /** 0 overwrites C (default), 1 accumulates into C, other values scale C first. */
   beta?: number;
+  /**
+   * B packed beforehand by WasmRuntime.packB (same b, transB, ldb, K and N), or 0: the packed
+   * path then reads its panels instead of packing B again. Batch 1 only; the few-row kernels
+   * read B itself and ignore it.
+   */
+  packedB?: number;
 }
 
-export type ResolvedGemm = Required<Omit<GemmArgs, "transA" | "transB">> & { transA: boolean; transB: boolean };
+export type ResolvedGemm = Required<Omit<GemmArgs, "transA" | "transB" | "packedB">> & { transA: boolean; transB: boolean; packedB: number };
 
 function count(name: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 0x7fffffff) {
@@ -41,8 +47,11 @@ function count(name: string, v: unknown): number {
   return v;
 }
 
-/** Fills defaults and rejects anything that would read or write outside the memory. */
-export function resolveGemm(g: GemmArgs, memoryBytes: number): ResolvedGemm {
+/**
+ * Fills defaults and rejects anything that would read or write outside the memory (only B's
+ * extent with bOnly: packing B alone).
+ */
+export function resolveGemm(g: GemmArgs, memoryBytes: number, bOnly = false): ResolvedGemm {
   const transA = !!g.transA;
   const transB = !!g.transB;
   const M = count("M", g.M);
@@ -65,8 +74,13 @@ export function resolveGemm(g: GemmArgs, memoryBytes: number): ResolvedGemm {
   const cBatchStride = count("cBatchStride", g.cBatchStride ?? M * ldc);
   const beta = g.beta ?? 0;
   if (!Number.isFinite(beta)) throw new Error(`gemm: beta must be finite, got ${beta}`);
+  const packedB = g.packedB ?? 0;
+  if (packedB !== 0) {
+    if (!Number.isInteger(packedB) || packedB < 0 || packedB % 4 !== 0) throw new Error(`gemm: packedB must be a 4-byte aligned address, got ${packedB}`);
+    if (batch !== 1) throw new Error(`gemm: packedB is for one matrix, got batch ${batch}`);
+  }
   const r: ResolvedGemm = {
-    transA, transB, M, N, K, batch, a: g.a, aBatchStride, lda, b: g.b, bBatchStride, ldb, c: g.c, cBatchStride, ldc, beta,
+    transA, transB, M, N, K, batch, a: g.a, aBatchStride, lda, b: g.b, bBatchStride, ldb, c: g.c, cBatchStride, ldc, beta, packedB,
   };
   if (batch === 0 || M === 0 || N === 0) return r;
   if (batch > 1 && cBatchStride !== 0 && cBatchStride < (M - 1) * ldc + N) {
@@ -79,8 +93,9 @@ export function resolveGemm(g: GemmArgs, memoryBytes: number): ResolvedGemm {
     if (end > memoryBytes) throw new Error(`gemm: ${name} spans bytes [${ptr}, ${end}) but the memory has ${memoryBytes}`);
     return [ptr, end];
   };
-  const ea = extent("A", g.a, aBatchStride, aRows, lda, aCols);
   const eb = extent("B", g.b, bBatchStride, bRows, ldb, bCols);
+  if (bOnly) return r;
+  const ea = extent("A", g.a, aBatchStride, aRows, lda, aCols);
   const ec = extent("C", g.c, cBatchStride, M, ldc, N);
   for (const [name, e] of [["A", ea], ["B", eb]] as const) {
     if (e[0] < ec[1] && ec[0] < e[1]) throw new Error(`gemm: C [${ec[0]}, ${ec[1]}) overlaps ${name} [${e[0]}, ${e[1]})`);
@@ -167,6 +182,7 @@ export function writeJob(view: Int32Array, r: ResolvedGemm, plan: GemmPlan, accu
   view[JOB.tasks] = plan.tasks;
   view[JOB.sumBatch] = plan.sumBatch ? 1 : 0;
   view[JOB.gemv] = plan.gemv ? 1 : 0;
+  view[JOB.packedB] = plan.gemv ? 0 : r.packedB;
   Atomics.store(view, JOB.finished, 0);
   Atomics.store(view, JOB.next, 0);
 }

@@ -9,13 +9,18 @@
 // stays in L1. The dot form takes rows of A in groups of g = 4, 2, 1 sharing every B load, with
 // g·R = 8 dots (R rows of B) in registers.
 // The dot form needs A's rows contiguous: a transposed A is first copied into the thread's
-// packing buffer. Same task interface as the packed gemm block: (job, rec, b0, b1, m0, m1, n0, n1).
+// packing buffer. B is taken JB rows at a time, the same block for every group of A rows, so B
+// is read from memory once whatever the number of rows (beams): with groups outermost, 5 beams
+// read the 8000×256 output matrix twice (a group of 4, then 1).
+// Same task interface as the packed gemm block: (job, rec, b0, b1, m0, m1, n0, n1).
 
 import { f32, i32, Op, Simd, v128, type FuncBuilder, type ModuleBuilder } from "./asm.ts";
 import { JOB, THREAD } from "./gemm-kernels.ts";
 import { addr, emitHsum, emitRowLoop, load, store } from "./simd-math.ts";
 
 const GROUPS = [4, 2, 1];
+/** Rows of B (dots) that every group of A rows takes before the next block: 8 = g·R for each g. */
+const JB = 8;
 
 /** C[addr] = v, or C[addr] += v when the i32 local `acc` is set (v, addr: locals). */
 function storeScalar(f: FuncBuilder, addrL: number, v: number, acc: number) {
@@ -38,7 +43,7 @@ export function emitGemv(m: ModuleBuilder): number {
   return m.func(null, [i32, i32, i32, i32, i32, i32, i32, i32], [], (f) => {
     const [job, rec, b0, b1, m0, m1, n0, n1] = [0, 1, 2, 3, 4, 5, 6, 7];
     const L = () => f.local(i32);
-    const [K, K4, lda, ldb, ldc, aBS, bBS, cBS, accF, bi, i, j, k, q, Ab, Bb, Cb, rsA, csA] = Array.from({ length: 19 }, L);
+    const [K, K4, lda, ldb, ldc, aBS, bBS, cBS, accF, bi, i, j, k, q, Ab, Bb, Cb, rsA, csA, j0, jEnd] = Array.from({ length: 21 }, L);
     const pa = Array.from({ length: 4 }, L); // A row pointers of a group
     const pbr = Array.from({ length: 8 }, L); // B row pointers (dots)
     const acc = Array.from({ length: 8 }, () => f.local(v128));
@@ -161,15 +166,21 @@ export function emitGemv(m: ModuleBuilder): number {
             f.get(q).get(m0).get(K).op(Op.i32_mul).i32c(2).op(Op.i32_shl).op(Op.i32_sub).set(Ab);
             f.get(K).i32c(4).op(Op.i32_mul).set(rsA);
           });
-          f.get(m0).set(i);
-          for (const g of GROUPS) {
-            whileRoom(f, i, m1, g, () => {
-              for (let a = 0; a < g; a++) at(Ab, i, rsA, a), f.set(pa[a]);
-              f.get(n0).set(j);
-              whileRoom(f, j, n1, 8 / g, () => dots(g, 8 / g));
-              whileRoom(f, j, n1, 1, () => dots(g, 1));
-            });
-          }
+          // B in blocks of JB rows, each read from memory once: every group of A rows then
+          // takes the block from L1 (groups outermost would read all of B once per group)
+          f.for(j0, () => f.get(n0), () => f.get(n1), JB, () => {
+            f.get(j0).i32c(JB).op(Op.i32_add).tee(jEnd);
+            f.get(n1).get(jEnd).get(n1).op(Op.i32_lt_s).op(Op.select).set(jEnd);
+            f.get(m0).set(i);
+            for (const g of GROUPS) {
+              whileRoom(f, i, m1, g, () => {
+                for (let a = 0; a < g; a++) at(Ab, i, rsA, a), f.set(pa[a]);
+                f.get(j0).set(j);
+                whileRoom(f, j, jEnd, 8 / g, () => dots(g, 8 / g));
+                whileRoom(f, j, jEnd, 1, () => dots(g, 1));
+              });
+            }
+          });
         },
         () => {
           f.get(n1).get(n0).op(Op.i32_sub).set(len);

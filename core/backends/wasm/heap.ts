@@ -48,7 +48,8 @@ export class Heap {
 
   /** Current size of the memory in bytes. */
   get byteLength(): number {
-    return this.memory.buffer.byteLength;
+    // only ensure() grows the memory, and it refreshes buf (reading memory.buffer costs more)
+    return this.buf.byteLength;
   }
 
   /** A 16-byte aligned block of at least `bytes` bytes (not zeroed). alloc(0) is a valid block. */
@@ -128,7 +129,7 @@ export class Heap {
 
   /** Grows the memory so that byte `end` is addressable: at least doubling, to amortise. */
   private ensure(end: number) {
-    const have = this.memory.buffer.byteLength;
+    const have = this.buf.byteLength;
     if (end <= have) return;
     if (end > this.maximumBytes) {
       throw new Error(`heap: out of memory: need ${end} bytes, maximum is ${this.maximumBytes}`);
@@ -141,13 +142,15 @@ export class Heap {
   private takeFree(size: number): number {
     const b0 = binOf(size);
     let scanned = 0;
-    for (const start of this.bins[b0]) {
+    if (this.bins[b0].size > 0) for (const start of this.bins[b0]) {
       const s = this.freeAt.get(start)!;
       if (s >= size) return this.split(start, s, size);
       if (++scanned >= SCAN_LIMIT) break;
     }
-    // every block in a higher bin is at least 16·2^(b0+1) > size
+    // every block in a higher bin is at least 16·2^(b0+1) > size (empty bins skipped without
+    // making an iterator: this runs on every allocation that found no block in its own bin)
     for (let b = b0 + 1; b < 32; b++) {
+      if (this.bins[b].size === 0) continue;
       for (const start of this.bins[b]) return this.split(start, this.freeAt.get(start)!, size);
     }
     return -1;

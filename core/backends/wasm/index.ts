@@ -30,10 +30,14 @@ export const DEFAULT_GEMM: GemmConfig = {
 };
 
 /**
- * The few-row (gemv) products use workers from parallelMinFlops × this: at 2 threads,
- * 1×512×2048 (2 MFLOP, ~60 µs) got slower, 1×2048×2048 (8 MFLOP) 1.35x faster.
+ * The few-row (gemv) products may use workers from parallelMinFlops × this (2.1 MFLOP). At 2
+ * threads 1×512×2048 (2 MFLOP, ~60 µs) got slower, 1×2048×2048 (8 MFLOP) 1.35x faster; in
+ * between, whether the workers pay off (a quiet machine) or not (a busy one, where a woken
+ * worker shares a core) is left to the adaptive choice. It was 8, which kept the 8000×256
+ * tied output projection of a translation step (4.1 MFLOP, a quarter of the step at batch 1)
+ * on one thread, whatever the machine.
  */
-const GEMV_PARALLEL_FACTOR = 8;
+const GEMV_PARALLEL_FACTOR = 4;
 
 /** Bytes of a job record: big enough for both layouts (gemm JOB and ROWJOB). */
 const JOB_BYTES = Math.max(JOB.slots, ROWJOB.slots) * 4;
@@ -94,6 +98,13 @@ export class WasmRuntime implements RowRunner {
   /** For each worker: when its last job's `finished` slot reaches `tasks`, it is about to be idle. */
   private readonly lastPost: { view: Int32Array; slot: number; tasks: number }[] = [];
   private readonly chooser: ThreadChooser | null;
+  /**
+   * i32 and f32 views of the runtime's own records, made once (a shared memory never detaches
+   * its old buffers, so they stay valid when it grows): a kernel call makes no view objects.
+   */
+  private readonly recViews = new Map<number, { i: Int32Array; f: Float32Array }>();
+  /** Blocks made by packB, and the B each holds. */
+  private readonly packed = new Map<number, { b: number; K: number; N: number; transB: boolean; ldb: number }>();
 
   constructor(opts: WasmRuntimeOptions = {}) {
     this.heap = opts.heap instanceof Heap ? opts.heap : new Heap(opts.heap);
@@ -162,11 +173,40 @@ export class WasmRuntime implements RowRunner {
     await p?.shutdown();
   }
 
+  /**
+   * Packs B (stored N×K when transB, else K×N, row stride ldb, default its row length) into a
+   * new heap block in the order the packed gemm reads it, and returns the block: pass it as
+   * packedB to later gemm calls with this B, which then skip packing it (free it with
+   * freePackedB; the runtime checks each use against what was packed).
+   */
+  packB(a: { b: number; K: number; N: number; transB?: boolean; ldb?: number }): number {
+    const transB = !!a.transB;
+    const r = resolveGemm({ transB, M: 1, N: a.N, K: a.K, a: a.b, b: a.b, c: 0, ldb: a.ldb }, this.heap.byteLength, true);
+    const { NR } = this.gemmConfig;
+    const bytes = Math.ceil(r.N / NR) * NR * r.K * 4;
+    const dst = this.heap.alloc(bytes);
+    const [rs, cs] = transB ? [4, r.ldb * 4] : [r.ldb * 4, 4];
+    (this.exports.gemm_pack_b as unknown as (...x: number[]) => void)(r.b, cs, rs, r.N, r.K, dst);
+    this.packed.set(dst, { b: r.b, K: r.K, N: r.N, transB, ldb: r.ldb });
+    return dst;
+  }
+
+  freePackedB(ptr: number): void {
+    if (!this.packed.delete(ptr)) throw new Error(`wasm: ${ptr} is not a packed B of this runtime`);
+    this.heap.free(ptr);
+  }
+
   /** C = op(A)·op(B) (+ beta·C) on heap pointers; see GemmArgs. Blocks until done. */
   gemm(args: GemmArgs): void {
     const r = resolveGemm(args, this.heap.byteLength);
+    if (r.packedB !== 0) {
+      const p = this.packed.get(r.packedB);
+      if (!p || p.b !== r.b || p.K !== r.K || p.N !== r.N || p.transB !== r.transB || p.ldb !== r.ldb) {
+        throw new Error(`gemm: packedB ${r.packedB} was not packed from this B (b ${r.b}, ${r.transB ? "transposed, " : ""}K ${r.K}, N ${r.N}, ldb ${r.ldb})`);
+      }
+    }
     if (r.batch === 0 || r.M === 0 || r.N === 0) return;
-    const accumulate = prepareC(r, this.heap.f32(0, this.heap.byteLength >>> 2));
+    const accumulate = r.K === 0 || r.beta !== 0 ? prepareC(r, this.heap.f32(0, this.heap.byteLength >>> 2)) : false;
     if (r.K === 0) return;
     const flops = 2 * r.M * r.N * r.K * r.batch;
     const t0 = performance.now();
@@ -177,10 +217,11 @@ export class WasmRuntime implements RowRunner {
     const workers = this.availableWorkers(eligible && (!this.chooser || this.chooser.parallel(kind, flops)));
     const plan = planGemm(r, 1 + workers.length, this.gemmConfig);
     const job = this.freeJobRecord();
-    writeJob(this.heap.i32(job, JOB.slots), r, plan, accumulate);
+    writeJob(this.rec(job).i, r, plan, accumulate);
     // thread records: 0 is ours, w + 1 belongs to worker w (only idle workers' are rewritten)
-    const used = workers.slice(0, plan.tasks - 1);
-    for (const t of [0, ...used.map((w) => w + 1)]) this.heap.i32(this.threadRec(t), THREAD.slots)[THREAD.job] = job;
+    const used = workers.length < plan.tasks ? workers : workers.slice(0, plan.tasks - 1);
+    this.rec(this.threadRec(0), THREAD.slots).i[THREAD.job] = job;
+    for (const w of used) this.rec(this.threadRec(w + 1), THREAD.slots).i[THREAD.job] = job;
     const here = this.run("gemm_job", job, JOB.finished, plan.tasks, used, (w) => this.threadRec(w + 1), this.threadRec(0), flops / plan.tasks / 50e6);
     this.lastGemm = { threads: 1 + used.length, tasks: plan.tasks, tasksHere: here, gemv: plan.gemv };
     if (eligible) this.chooser?.record(kind, flops, used.length > 0, performance.now() - t0);
@@ -200,8 +241,7 @@ export class WasmRuntime implements RowRunner {
     const c = chunk ?? (threads === 1 ? rows : Math.max(1, Math.ceil(rows / (4 * threads))));
     const tasks = Math.ceil(rows / c);
     const job = this.freeJobRecord();
-    const iv = this.heap.i32(job, ROWJOB.slots);
-    const fv = this.heap.f32(job, ROWJOB.slots);
+    const { i: iv, f: fv } = this.rec(job);
     iv[ROWJOB.tasks] = tasks;
     iv[ROWJOB.chunk] = c;
     iv[ROWJOB.rows] = rows;
@@ -212,7 +252,7 @@ export class WasmRuntime implements RowRunner {
     Atomics.store(iv, ROWJOB.finished, 0);
     Atomics.store(iv, ROWJOB.next, 0);
     // ~4 GB/s of elements through a fused kernel: a rough time per task for the final wait
-    const used = workers.slice(0, tasks - 1);
+    const used = workers.length < tasks ? workers : workers.slice(0, tasks - 1);
     this.run(entry, job, ROWJOB.finished, tasks, used, () => job, job, elements / tasks / 1e6);
     if (eligible) this.chooser?.record(entry, elements, used.length > 0, performance.now() - t0);
   }
@@ -238,16 +278,34 @@ export class WasmRuntime implements RowRunner {
    * until the record's `finished` slot reaches `tasks`. Returns the tasks this thread ran.
    */
   private run(entry: string, job: number, finishedSlot: number, tasks: number, workers: number[], ptrFor: (w: number) => number, here: number, taskMs: number): number {
+    const mine = this.exportsOf(entry);
+    if (workers.length === 0) return mine(here);
     const fn = this.entries.indexOf(entry);
-    const view = this.heap.i32(job, finishedSlot + 1);
+    const view = this.rec(job).i;
     for (const w of workers) {
       this.jobOfWorker[w] = job;
       this.lastPost[w] = { view, slot: finishedSlot, tasks };
       this.pool!.post(w, { fn, ptr: ptrFor(w) });
     }
-    const mine = this.exports[entry](here); // claims tasks alongside the workers
-    if (workers.length > 0) this.waitFinished(view, finishedSlot, tasks, taskMs);
-    return mine;
+    const ran = mine(here); // claims tasks alongside the workers
+    this.waitFinished(view, finishedSlot, tasks, taskMs);
+    return ran;
+  }
+
+  private exportsOf(entry: string): (ptr: number) => number {
+    const fn = this.exports[entry];
+    if (!fn) throw new Error(`wasm: no kernel entry ${entry}`);
+    return fn;
+  }
+
+  /** The cached views of a runtime record (job or thread record). */
+  private rec(ptr: number, slots = JOB_BYTES / 4): { i: Int32Array; f: Float32Array } {
+    let v = this.recViews.get(ptr);
+    if (!v) {
+      v = { i: this.heap.i32(ptr, slots), f: this.heap.f32(ptr, slots) };
+      this.recViews.set(ptr, v);
+    }
+    return v;
   }
 
   /**
@@ -285,9 +343,12 @@ export class WasmRuntime implements RowRunner {
 
   /** A job record that no unfinished worker may still read. */
   private freeJobRecord(): number {
-    const busy = new Set<number>();
-    if (this.pool) for (let w = 0; w < this.jobOfWorker.length; w++) if (!this.pool.isIdle(w)) busy.add(this.jobOfWorker[w]);
-    for (const j of this.jobRecs) if (!busy.has(j)) return j;
+    let busy: Set<number> | undefined;
+    if (this.pool) {
+      for (let w = 0; w < this.jobOfWorker.length; w++) if (!this.pool.isIdle(w)) (busy ??= new Set()).add(this.jobOfWorker[w]);
+    }
+    if (!busy && this.jobRecs.length > 0) return this.jobRecs[0];
+    for (const j of this.jobRecs) if (!busy?.has(j)) return j;
     const j = this.heap.alloc(JOB_BYTES);
     this.jobRecs.push(j);
     return j;

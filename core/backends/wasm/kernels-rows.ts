@@ -128,6 +128,79 @@ export function emitRowKernels(m: ModuleBuilder, log: number): string[] {
     });
   }), [i32, i32, i32]]);
 
+  // logSoftmaxArgmax(r0, r1, x, bias, index, value, n): the log-softmax values exactly as
+  // log_softmax_job computes them, plus bias, never stored: each lane keeps its best value and
+  // index (a larger value replaces it, and a NaN replaces a number, so each lane holds its first
+  // maximum or first NaN), then the lanes are merged by (NaN first, larger, lower index) and the
+  // tail scanned in order: the first maximum of the row, as reduce's argmax finds it.
+  jobs.push(["log_softmax_argmax_job", rowKernel(m, [i32, i32, i32, i32, i32, i32, i32], (f, r) => {
+    const [x, bias, index, value, n] = [2, 3, 4, 5, 6];
+    const [px] = rowPointers(f, r, n, [x]);
+    const [j, mx, sum, v, best] = [f.local(i32), f.local(f32), f.local(f32), f.local(f32), f.local(f32)];
+    const [bi, vi] = [f.local(i32), f.local(i32)];
+    const [bestV, bestI, idx, s, take] = Array.from({ length: 5 }, () => f.local(v128));
+    const E = expLocals(f);
+    rowMax(f, j, n, px, mx);
+    rowSum(f, j, n, sum, (vec) => {
+      load(f, px, j, vec);
+      splat(f, mx).simd(Simd.f32x4_sub);
+      emitExp(f, E);
+    });
+    f.get(sum).op(Op.f64_promote_f32).call(log).op(Op.f32_demote_f64).set(sum);
+    // s = ((x − m) − log Σ) + bias, 4 lanes or one (the tail)
+    const term = (vec: boolean) => {
+      load(f, px, j, vec);
+      splat(f, mx).simd(Simd.f32x4_sub);
+      splat(f, sum).simd(Simd.f32x4_sub);
+      load(f, bias, j, vec).simd(Simd.f32x4_add);
+    };
+    f.f32x4c(-Infinity).set(bestV);
+    f.i32x4c(0, 1, 2, 3).tee(bestI).set(idx);
+    const n4 = f.local(i32);
+    f.get(n).i32c(-4).op(Op.i32_and).set(n4);
+    f.for(j, () => f.i32c(0), () => f.get(n4), 4, () => {
+      term(true);
+      f.set(s);
+      // take = s > best, or s is NaN and best is not
+      f.get(s).get(bestV).simd(Simd.f32x4_gt);
+      f.get(s).get(s).simd(Simd.f32x4_ne).get(bestV).get(bestV).simd(Simd.f32x4_eq).simd(Simd.v128_and);
+      f.simd(Simd.v128_or).set(take);
+      f.get(s).get(bestV).get(take).simd(Simd.v128_bitselect).set(bestV);
+      f.get(idx).get(bestI).get(take).simd(Simd.v128_bitselect).set(bestI);
+      f.get(idx).i32x4c(4).simd(Simd.i32x4_add).set(idx);
+    });
+    const isNaN = (l: number) => f.get(l).get(l).op(Op.f32_ne);
+    f.get(bestV).extractLane(0).set(best);
+    f.get(bestI).extractLaneI32(0).set(bi);
+    for (let lane = 1; lane < 4; lane++) {
+      f.get(bestV).extractLane(lane).set(v);
+      f.get(bestI).extractLaneI32(lane).set(vi);
+      // take lane if: v is NaN and (best is not, or vi < bi); or neither is NaN and
+      // (v > best, or v = best and vi < bi)
+      isNaN(v);
+      f.if(() => {
+        isNaN(best);
+        f.op(Op.i32_eqz).get(vi).get(bi).op(Op.i32_lt_s).op(Op.i32_or);
+        f.if(() => f.get(v).set(best).get(vi).set(bi));
+      }, () => {
+        f.get(v).get(best).op(Op.f32_gt);
+        f.get(v).get(best).op(Op.f32_eq).get(vi).get(bi).op(Op.i32_lt_s).op(Op.i32_and).op(Op.i32_or);
+        f.if(() => f.get(v).set(best).get(vi).set(bi));
+      });
+    }
+    f.for(j, () => f.get(n4), () => f.get(n), 1, () => {
+      term(false);
+      f.extractLane(0).set(v);
+      f.get(v).get(best).op(Op.f32_gt);
+      isNaN(v);
+      isNaN(best);
+      f.op(Op.i32_eqz).op(Op.i32_and).op(Op.i32_or);
+      f.if(() => f.get(v).set(best).get(j).set(bi));
+    });
+    f.get(index).get(r).i32c(2).op(Op.i32_shl).op(Op.i32_add).get(bi).i32store();
+    f.get(value).get(r).i32c(2).op(Op.i32_shl).op(Op.i32_add).get(best).f32store();
+  }), [i32, i32, i32, i32, i32]]);
+
   // softmaxBackward(r0, r1, y, dy, dx, n)
   jobs.push(["softmax_bwd_job", rowKernel(m, [...KERNEL], (f, r) => {
     const [y, dy, dx, n] = [2, 3, 4, 5];

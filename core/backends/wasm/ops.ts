@@ -96,6 +96,22 @@ export class WasmOps {
   logSoftmax(x: number, y: number, rows: number, n: number): void {
     this.rowOp("wasm logSoftmax", "log_softmax_job", [["x", x], ["y", y]], rows, n);
   }
+  /**
+   * Per row of x [rows, n]: the first maximum of logSoftmax(x) + bias (bias [n]; a NaN counts as
+   * the maximum) into index (i32 [rows]) and its value into value ([rows]).
+   */
+  logSoftmaxArgmax(x: number, bias: number, index: number, value: number, rows: number, n: number): void {
+    const op = "wasm logSoftmaxArgmax";
+    count(op, "rows", rows);
+    count(op, "n", n);
+    if (rows === 0) return;
+    if (n === 0) throw new Error(`${op}: rows of 0 values have no maximum`);
+    this.span(op, "x", x, rows * n);
+    this.span(op, "bias", bias, n);
+    this.span(op, "index", index, rows);
+    this.span(op, "value", value, rows);
+    this.rt.runRows("log_softmax_argmax_job", "iiiii", [x, bias, index, value, n], rows, rows * n);
+  }
   /** dx = dy − eʸ·Σ dy per row, from the logSoftmax output y. */
   logSoftmaxBackward(y: number, dy: number, dx: number, rows: number, n: number): void {
     this.rowOp("wasm logSoftmaxBackward", "log_softmax_bwd_job", [["y", y], ["dy", dy], ["dx", dx]], rows, n);
