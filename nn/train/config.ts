@@ -41,7 +41,7 @@ export const COMMON_OPTIONS: OptionTable = {
   task: { spec: { kind: "string", nonEmpty: true }, default: "translation", help: "what to train (a registered task)" },
   model: { spec: { kind: "string" }, default: "", help: "model kind (default: the task's)" },
   out: { spec: { kind: "string", nonEmpty: true }, default: "", help: "run folder (checkpoint, log, plot, model/)", resumable: true },
-  init: { spec: { kind: "string" }, default: "", help: "start from this model directory's weights and tokenizer (same kind and shape): fine-tuning" },
+  init: { spec: { kind: "string" }, default: "", help: "start from this model directory's weights and tokenizer: fine-tuning (same kind), or a warm start from a kind of the same family holding every parameter (ctc from cmlm)" },
   maxTokens: { spec: { kind: "int", min: 2 }, default: 4096, help: "tokens per batch (padded)" },
   lr: { spec: { kind: "number", min: 0, above: true }, default: 7e-4, help: "peak learning rate" },
   warmup: { spec: { kind: "int", min: 0 }, default: 1000, help: "linear warm-up updates before 1/sqrt decay" },

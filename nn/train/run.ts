@@ -83,8 +83,16 @@ export async function train(overrides: Record<string, unknown>, opts: { resume?:
       if (!saved && c.init) {
         const init = loadModelDir(c.init);
         try {
-          if (init.config.kind !== kind.name) throw new Error(`\`init\`: ${c.init} holds a ${init.config.kind} model, this run trains ${kind.name}`);
-          model.loadStateDict(init.model.stateDict());
+          if (init.config.kind === kind.name) model.loadStateDict(init.model.stateDict());
+          else {
+            // A warm start across kinds of one family (a ctc model from a cmlm one: same encoder,
+            // decoder and embeddings, no length head): every parameter of the new model must come
+            // from the init, with its shape; parameters only the init has are left behind.
+            if (init.model.family !== model.family) throw new Error(`it holds a ${init.config.kind} model (${init.model.family}), this run trains ${kind.name} (${model.family})`);
+            const { missingKeys, unexpectedKeys } = model.loadStateDict(init.model.stateDict(), { strict: false });
+            if (missingKeys.length) throw new Error(`a ${init.config.kind} model lacks ${missingKeys.join(", ")} of ${kind.name}`);
+            if (unexpectedKeys.length) emit({ type: "message", text: `init from a ${init.config.kind} model: left behind ${unexpectedKeys.join(", ")}` });
+          }
         } catch (e) {
           throw new Error(`\`init\`: ${c.init} does not fit the model: ${(e as Error).message}`);
         } finally {

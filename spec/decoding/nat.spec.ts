@@ -183,4 +183,27 @@ test("every objective trains its models: oaxe, ngram-oaxe and axe on cmlm, xe on
   assert.match(err, /a `model` ctc trains with `loss` ctc/);
 });
 
+test("init across kinds: a ctc model warm-starts from a cmlm one (its length head left behind); an lm is refused", async () => {
+  const data = temp.make();
+  const base = { ...TINY, task: "nat", data, maxSteps: 1, evalEvery: 0 };
+  await train({ ...base, model: "cmlm", out: join(data, "cmlm") });
+  const messages: string[] = [];
+  await train({ ...base, model: "ctc", loss: "ctc", init: join(data, "cmlm", "model"), lr: 1e-12, warmup: 0, dropout: 0, out: join(data, "ctc") }, {
+    onEvent: (e) => e.type === "message" && messages.push(e.text),
+  });
+  assert.ok(messages.some((t) => /init from a cmlm model: left behind lengthHead\.weight, lengthHead\.bias/.test(t)), messages.join(" | "));
+  const a = loadModelDir(join(data, "cmlm", "model")), b = loadModelDir(join(data, "ctc", "model"));
+  const own = new Map(a.model.namedParameters());
+  assert.ok(b.model.namedParameters().length > 0);
+  for (const [n, q] of b.model.namedParameters()) {
+    const x = own.get(n)!.dataSync(), y = q.dataSync();
+    for (let i = 0; i < x.length; i++) if (Math.abs(x[i] - y[i]) > 1e-3 * Math.abs(x[i]) + 1e-6) assert.unreachable(`${n}[${i}]: ${x[i]} vs ${y[i]}`);
+  }
+  a.model.dispose();
+  b.model.dispose();
+  let err = "";
+  await train({ ...TINY, task: "translation", model: "transformer", data, maxSteps: 1, evalEvery: 0, init: join(data, "cmlm", "model"), out: join(data, "bad-init") }).catch((e) => (err = (e as Error).message));
+  assert.match(err, /`init`: .* holds a cmlm model \(non-autoregressive\), this run trains transformer \(encoder-decoder\)/);
+});
+
 test.run();
