@@ -143,7 +143,7 @@ export class GlideDraft extends Module implements GlideDraftModel {
   }
 
   // ids [B, T] → logits [B, T, V] (see GlideDraftModel.forward and the header for the glimpse).
-  forward(ids: Tensor, opts: { glimpse: DecodeCache; cache?: DecodeCache; blockSize?: number }): Tensor {
+  forward(ids: Tensor, opts: { glimpse: DecodeCache; cache?: DecodeCache; blockSize?: number; output?: "logits" | "last" }): Tensor {
     if (ids.dtype !== "int32" || ids.ndim !== 2) throw new Error(`GlideDraft: expected [B, T] int32 token ids, got ${ids.dtype}${fmt(ids.shape)}`);
     const c = this.config;
     const target = opts.glimpse;
@@ -163,7 +163,8 @@ export class GlideDraft extends Module implements GlideDraftModel {
       x = layer.forward(x, cache?.self[i], kv);
       i++;
     }
-    return projectTokens(this.norm.forward(x), (this.outProj ?? this.embed).weight); // [B, T, V]
+    if (opts.output === "last") x = x.narrow(1, T - 1, 1); // [B, 1, D]: LN and projection are per row
+    return projectTokens(this.norm.forward(x), (this.outProj ?? this.embed).weight); // [B, T, V] ([B, 1, V] for "last")
   }
 
   createCache(): DecoderCache {
