@@ -18,7 +18,7 @@ export { add, clamp, div, maskedFill, maximum, minimum, mul, pow, rdiv, rsub, su
 export { argmax, argmin, logsumexp, max, mean, min, sum, variance } from "./ops/reduce.ts";
 export { linear, matmul, type MatmulOptions } from "./ops/linalg.ts";
 export { adamwUpdate, type AdamwHyper, type AdamwResult } from "./ops/optim.ts";
-export { cat, chunk, expand, flatten, narrow, pad, permute, reshape, split, squeeze, stack, transpose, unsqueeze } from "./ops/shape.ts";
+export { cat, catAfterPrefix, chunk, expand, flatten, narrow, pad, permute, reshape, split, squeeze, stack, transpose, unsqueeze } from "./ops/shape.ts";
 export { embedding, gather, indexSelect, oneHot, scatterAdd } from "./ops/indexing.ts";
 export { crossEntropy, dropout, layerNorm, logSoftmax, logSoftmaxArgmax, softmax, type CrossEntropyOptions } from "./ops/nn.ts";
 export { fromRaw, loadSafetensors, loadSafetensorsWithMetadata, saveSafetensors, toRaw, type SaveOptions } from "./serialize.ts";

@@ -33,7 +33,9 @@ export interface KernelParams {
   // y = x padded with `value`: before[d] entries in front and (outShape-inShape-before) after.
   pad: { inShape: number[]; outShape: number[]; before: number[]; value: number; dtype: DType };
   // inputs viewed as [outer, sizes[i]·inner] side by side → y [outer, Σ sizes · inner].
-  concat: { outer: number; sizes: number[]; inner: number; dtype: DType };
+  // rowStrides[i] (default sizes[i]·inner): elements between input i's rows, of which the first
+  // sizes[i]·inner are taken (a prefix along the concatenated dim, read without a copy first).
+  concat: { outer: number; sizes: number[]; inner: number; dtype: DType; rowStrides?: number[] };
   // C[b] = op(A[b]) · op(B[b]); op = transpose when the flag is set; a batch stride 0 broadcasts.
   matmul: { batch: number; M: number; K: number; N: number; transA: boolean; transB: boolean; aBatchStride: number; bBatchStride: number };
   // y[o,j,i] = x[o, idx[o,j,i], i]; x is [outer, n, inner], idx/y are [outer, k, inner].

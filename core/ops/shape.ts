@@ -1,4 +1,5 @@
 // Shape ops. reshape shares the buffer; permute/expand/slice are one strided-copy kernel.
+import { isGradEnabled } from "../autograd.ts";
 import { recordPrim } from "../grad.ts";
 import { fmt, normDim, numel, stridesOf } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
@@ -193,6 +194,25 @@ export function cat(xs: Tensor[], dim = 0): Tensor {
   const outer = numel(ref.shape.slice(0, d)), inner = numel(ref.shape.slice(d + 1));
   const out = run1("concat", xs, { outer, sizes, inner, dtype: ref.dtype }, outShape, ref.dtype, "cat");
   return recordPrim(out, "cat", xs, { dim: d, sizes });
+}
+
+// cat([a.narrow(dim, 0, keep), b], dim) in one copy: a's positions from `keep` on are skipped, not
+// copied out first. A KV cache that rolled back rejected positions by moving its length appends
+// after the kept ones with this. Inference only: no gradient flows through it.
+export function catAfterPrefix(a: Tensor, keep: number, b: Tensor, dim: number): Tensor {
+  const d = normDim("catAfterPrefix", dim, a.ndim);
+  if (!Number.isInteger(keep) || keep < 0 || keep > a.shape[d]) throw new Error(`catAfterPrefix: keep must be an integer in [0, ${a.shape[d]}], got ${keep}`);
+  if (b.ndim !== a.ndim || b.dtype !== a.dtype || b.shape.some((s, i) => i !== d && s !== a.shape[i])) {
+    throw new Error(`catAfterPrefix: ${b.dtype}${fmt(b.shape)} cannot follow ${a.dtype}${fmt(a.shape)} in dim ${dim}`);
+  }
+  if (isGradEnabled() && (a.requiresGrad || b.requiresGrad)) throw new Error("catAfterPrefix: inference only; use cat(narrow(...)) where a gradient is needed");
+  if (keep === a.shape[d]) return cat([a, b], d);
+  const outShape = a.shape.slice();
+  outShape[d] = keep + b.shape[d];
+  const outer = numel(a.shape.slice(0, d)), inner = numel(a.shape.slice(d + 1));
+  // a's rows are a.shape[d]·inner apart, of which keep·inner are taken; b's are whole
+  const params = { outer, sizes: [keep, b.shape[d]], inner, dtype: a.dtype, rowStrides: [a.shape[d] * inner, b.shape[d] * inner] };
+  return run1("concat", [a, b], params, outShape, a.dtype, "catAfterPrefix");
 }
 
 export function stack(xs: Tensor[], dim = 0): Tensor {

@@ -16,7 +16,8 @@ export interface Drafter {
   readonly maxLen: number; // the draft cannot feed a token at this position or beyond
   readonly length: number; // positions in the draft's cache
   readonly cache: DecodeCache; // the draft's own cache (for inspection; the drafter manages it)
-  // Feeds tokens at positions length … length + n − 1 and returns the logits [V] after the last.
+  // Feeds tokens at positions length … length + n − 1 and returns the logits [V] after the last
+  // (only that row is projected to the vocabulary: a catch-up over a prompt costs no [n, V] logits).
   // `target` is the target's cache (a GliDe draft reads it; an LM draft ignores it).
   feed(tokens: readonly number[], target: DecodeCache): Promise<Float32Array>;
   truncate(length: number): void;
@@ -34,7 +35,7 @@ async function readLast(out: Tensor): Promise<Float32Array> {
 }
 
 // The cache bookkeeping both drafters share; a drafter supplies only its forward pass over the
-// new tokens ([1, n] ids → [1, n, V] logits).
+// new tokens ([1, n] ids → [1, 1, V]: the logits after the last token).
 abstract class CachedDrafter {
   cache: DecodeCache;
   constructor(protected readonly m: CausalLM | GlideDraftModel) {
@@ -55,7 +56,7 @@ abstract class CachedDrafter {
     if (n === 0) throw new Error("Drafter.feed: no tokens to feed");
     return readLast(noGrad(() => tidy(() => {
       const ids = tensor(Int32Array.from(tokens), { dtype: "int32", shape: [1, n], backend: backendOf(this.m) });
-      return this.pass(ids, target).narrow(1, n - 1, 1).reshape(V); // the logits after the last token
+      return this.pass(ids, target).reshape(V); // the logits after the last token
     })));
   }
   truncate(length: number): void {
@@ -76,7 +77,7 @@ class LMDrafter extends CachedDrafter implements Drafter {
     super(model);
   }
   protected pass(ids: Tensor): Tensor {
-    return this.model.forward(ids, { cache: this.cache });
+    return this.model.forward(ids, { cache: this.cache, output: "last" });
   }
 }
 
@@ -86,7 +87,7 @@ class GlideDrafter extends CachedDrafter implements Drafter {
     super(model);
   }
   protected pass(ids: Tensor, target: DecodeCache): Tensor {
-    return this.model.forward(ids, { glimpse: target, cache: this.cache });
+    return this.model.forward(ids, { glimpse: target, cache: this.cache, output: "last" });
   }
 }
 

@@ -5,8 +5,11 @@
 //   q = W_q · h                     h [B, T, D]  → [B, Ht, T, Dh]     (D → Ht·Dh)
 //   o = W_o · softmax(q·Kᵀ/√Dh + bias) · V       K, V [B, Ht, L, Dh] (the target's cache)
 //
-// A row that may see no target position at all (bias all masked) contributes exactly 0: the
-// caller passes `visibleRows` with a 0 there, and the mask's uniform fallback is multiplied away.
+// A row that may see no target position at all (bias all masked) attends to nothing: the caller
+// passes `visibleRows` with a 0 there, and the mask's uniform fallback is multiplied away before
+// the output projection, so the row contributes o's bias, b_o, not 0. (Only a pass in which no
+// row sees anything skips the glimpse and adds exactly 0: see nn/models/glide.ts.) The shipped
+// drafts were trained so, and the PyTorch bridge mirrors it, so this stays as it is.
 import { fmt, type Generator, type Tensor } from "../../core/index.ts";
 import { Module } from "../module.ts";
 import { scaledDotProductAttention } from "./attention.ts";

@@ -4,30 +4,39 @@
 //
 // Operations search algorithms need: append (one more step), truncate (roll back rejected
 // speculative tokens), reorder (beam search keeps, for each new hypothesis, its parent's state).
+// Truncation moves a length and copies nothing: the rolled-back positions stay in the buffers,
+// past the length, until the next append writes the new positions after the kept ones (one copy,
+// catAfterPrefix, as an append always was) or a reader asks for the keys (a copy of the kept
+// ones, once). Speculative decoding rolls back after every verification; copying the whole cache
+// there cost as much as the append itself.
 // Cached tensors are keep()-ed, so they survive the tidy() of each decoding step; replacing one
 // frees the old buffer. The cache is inference-only: appending tensors that carry a gradient
 // graph would free buffers the graph still needs, so that is refused.
-import { cat, fmt, isGradEnabled, keep, tensor, type Tensor } from "../../core/index.ts";
+import { catAfterPrefix, fmt, isGradEnabled, keep, tensor, type Tensor } from "../../core/index.ts";
 
 function checkIndex(who: string, index: Tensor): void {
   if (index.dtype !== "int32" || index.ndim !== 1) throw new Error(`${who}: index must be a 1-D int32 tensor of batch rows, got ${index.dtype}${fmt(index.shape)}`);
 }
 
 export class KVCache {
-  private k: Tensor | undefined; // [B, H, T, Dh]
+  private k: Tensor | undefined; // [B, H, P, Dh]: positions [0, len) are the cache, the rest rolled back
   private v: Tensor | undefined;
+  private len = 0; // the cache's length (≤ P)
   private bias: Tensor | undefined; // [B, H, 1, T]: see keyBias
 
   get length(): number {
-    return this.k ? this.k.shape[2] : 0;
+    return this.k ? this.len : 0;
   }
   get batchSize(): number | undefined {
     return this.k?.shape[0];
   }
+  // [B, H, T, Dh], exactly the cache's positions (the rolled-back ones are dropped here, once).
   get keys(): Tensor | undefined {
+    this.compact();
     return this.k;
   }
   get values(): Tensor | undefined {
+    this.compact();
     return this.v;
   }
   // Cross-attention: the additive key-padding bias of the memory these keys came from, made once
@@ -37,6 +46,7 @@ export class KVCache {
     return this.bias;
   }
   setKeyBias(bias: Tensor): void {
+    this.compact();
     if (!this.k || bias.shape.join() !== [this.k.shape[0], this.k.shape[1], 1, this.k.shape[2]].join()) {
       throw new Error(`KVCache.setKeyBias: expected [B, H, 1, T] for keys ${this.k ? fmt(this.k.shape) : "(none)"}, got ${fmt(bias.shape)}`);
     }
@@ -54,20 +64,25 @@ export class KVCache {
     if (this.k && (this.k.shape[0] !== k.shape[0] || this.k.shape[1] !== k.shape[1] || this.k.shape[3] !== k.shape[3])) {
       throw new Error(`KVCache.append: cached ${fmt(this.k.shape)} cannot take ${fmt(k.shape)} (B, H and Dh must match)`);
     }
-    const nk = this.k ? cat([this.k, k], 2) : k;
-    const nv = this.v ? cat([this.v, v], 2) : v;
+    // the kept positions and the new ones, in one copy (the rolled-back ones are skipped)
+    const nk = this.k ? catAfterPrefix(this.k, this.len, k, 2) : k;
+    const nv = this.v ? catAfterPrefix(this.v, this.len, v, 2) : v;
     this.replace(nk, nv);
     return [nk, nv];
   }
 
-  // Keeps the first `length` positions (speculative decoding rolls rejected tokens back).
+  // Keeps the first `length` positions (speculative decoding rolls rejected tokens back): moves
+  // the length, copies nothing.
   truncate(length: number): void {
     if (!Number.isInteger(length) || length < 0 || length > this.length) {
       throw new Error(`KVCache.truncate: length must be an integer in [0, ${this.length}], got ${length}`);
     }
     if (!this.k || length === this.length) return;
     if (length === 0) return this.clear();
-    this.replace(this.k.narrow(2, 0, length), this.v!.narrow(2, 0, length));
+    this.len = length;
+    // a key bias describes all the positions it was made with
+    this.bias?.dispose();
+    this.bias = undefined;
   }
 
   // Keeps the listed positions, in that order: the cache becomes positions.length long. After a
@@ -82,6 +97,7 @@ export class KVCache {
       if (p === i && prefix === i) prefix++;
     }
     if (prefix === positions.length) return this.truncate(prefix);
+    // positions < len: read from the buffers as they are, rolled-back tail and all
     const idx = tensor(Int32Array.from(positions), { dtype: "int32", backend: this.k!.backend });
     try {
       this.replace(this.k!.indexSelect(2, idx), this.v!.indexSelect(2, idx));
@@ -95,6 +111,7 @@ export class KVCache {
   reorder(index: Tensor): void {
     checkIndex("KVCache.reorder", index);
     if (!this.k) return;
+    this.compact();
     const bias = this.bias?.indexSelect(0, index);
     this.replace(this.k.indexSelect(0, index), this.v!.indexSelect(0, index));
     if (bias) this.setKeyBias(bias);
@@ -105,10 +122,16 @@ export class KVCache {
     this.v?.dispose();
     this.bias?.dispose();
     this.k = this.v = this.bias = undefined;
+    this.len = 0;
   }
 
   dispose(): void {
     this.clear();
+  }
+
+  // Drops the rolled-back positions from the buffers (for readers that take them whole).
+  private compact(): void {
+    if (this.k && this.len < this.k.shape[2]) this.replace(this.k.narrow(2, 0, this.len), this.v!.narrow(2, 0, this.len));
   }
 
   private replace(k: Tensor, v: Tensor): void {
@@ -123,6 +146,7 @@ export class KVCache {
     if (this.v !== v) this.v?.dispose();
     this.k = k;
     this.v = v;
+    this.len = k.shape[2];
   }
 }
 

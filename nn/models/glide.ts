@@ -22,9 +22,13 @@
 // so a token at offset k of its block sees what a draft token k steps past the root sees at
 // inference: the positions before the block's start. In general the limit is min(L, B·⌊p/B⌋) for
 // a target cache of L positions; inference uses B = 1, limit min(L, p), which is L for the root
-// and every proposal. A token that may see nothing (the first block; a prompt of bos alone) gets
-// no glimpse at all (exactly 0), where the authors' code falls back to a causal mask that lets the
-// first block see its own and later target positions: a small train/inference mismatch avoided.
+// and every proposal. A token that may see nothing (the first block; a prompt of bos alone)
+// attends to no target position, where the authors' code falls back to a causal mask that lets
+// the first block see its own and later target positions: a small train/inference mismatch
+// avoided. Its glimpse then adds the output projection's bias b_o (its attention output is zeroed
+// before the projection) when other tokens of the pass see something, and exactly 0 when none does
+// (the glimpse is skipped: a prompt of bos alone). The two differ by b_o; the models were trained
+// with it (first-block rows), and a one-layer draft never reads those rows' logits when drafting.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fmt, Generator, tensor, type Tensor } from "../../core/index.ts";
@@ -143,7 +147,7 @@ export class GlideDraft extends Module implements GlideDraftModel {
   }
 
   // ids [B, T] → logits [B, T, V] (see GlideDraftModel.forward and the header for the glimpse).
-  forward(ids: Tensor, opts: { glimpse: DecodeCache; cache?: DecodeCache; blockSize?: number }): Tensor {
+  forward(ids: Tensor, opts: { glimpse: DecodeCache; cache?: DecodeCache; blockSize?: number; output?: "logits" | "last" }): Tensor {
     if (ids.dtype !== "int32" || ids.ndim !== 2) throw new Error(`GlideDraft: expected [B, T] int32 token ids, got ${ids.dtype}${fmt(ids.shape)}`);
     const c = this.config;
     const target = opts.glimpse;
@@ -163,7 +167,8 @@ export class GlideDraft extends Module implements GlideDraftModel {
       x = layer.forward(x, cache?.self[i], kv);
       i++;
     }
-    return projectTokens(this.norm.forward(x), (this.outProj ?? this.embed).weight); // [B, T, V]
+    if (opts.output === "last") x = x.narrow(1, T - 1, 1); // [B, 1, D]: LN and projection are per row
+    return projectTokens(this.norm.forward(x), (this.outProj ?? this.embed).weight); // [B, T, V] ([B, 1, V] for "last")
   }
 
   createCache(): DecoderCache {

@@ -51,8 +51,10 @@ export interface CausalLMForwardOptions {
   // Tree nodes sit at cache.length + depth.
   positions?: ArrayLike<number>;
   // "cache": fill the cache and return no logits (an empty [B, T, 0] tensor): a caller that only
-  // wants the keys and values (a GliDe draft's target) skips the output projection. Default "logits".
-  output?: "logits" | "cache";
+  // wants the keys and values (a GliDe draft's target) skips the output projection. "last": the
+  // logits after the last position only, [B, 1, V] (a draft catching up on several tokens needs
+  // no others; the projection to the vocabulary is most of a small model's step). Default "logits".
+  output?: "logits" | "last" | "cache";
 }
 
 // A decoder-only language model.
@@ -103,8 +105,8 @@ export interface GlideDraftModel extends ModelBase {
   // ids are the draft's next positions. A token at absolute position p sees the target positions
   // j < min(L, B·⌊p/B⌋) with B = blockSize (default 1: everything the target had cached before
   // it); blockSize > 1 is the training mask that makes teacher forcing match drafting from a cache
-  // up to B − 1 tokens stale.
-  forward(ids: Tensor, opts: { glimpse: DecodeCache; cache?: DecodeCache; blockSize?: number }): Tensor;
+  // up to B − 1 tokens stale. output "last": only the logits after the last position, [B, 1, V].
+  forward(ids: Tensor, opts: { glimpse: DecodeCache; cache?: DecodeCache; blockSize?: number; output?: "logits" | "last" }): Tensor;
   createCache(): DecodeCache;
 }
 

@@ -123,6 +123,7 @@ export class TransformerLM extends Module implements CausalLM {
       i++;
     }
     if (opts.output === "cache") return x.narrow(2, 0, 0); // [B, T, 0]: the cache is what was wanted
+    if (opts.output === "last") x = x.narrow(1, x.shape[1] - 1, 1); // [B, 1, D]: LN and projection are per row
     return projectTokens(this.norm.forward(x), (this.outProj ?? this.embed).weight); // [B, T, V]
   }
 

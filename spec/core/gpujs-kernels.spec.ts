@@ -121,6 +121,7 @@ function cases(): Case[] {
   // concat: two inputs, one empty part, more inputs than one shader binds
   add("concat 2 × [3, w·2]", "concat", [f32(floats(3 * 2 * 2)), f32(floats(3 * 5 * 2))], { outer: 3, sizes: [2, 5], inner: 2, dtype: "float32" }, EXACT);
   add("concat with an empty part", "concat", [i32(ints(4, 0, 9)), i32([]), i32(ints(6, 0, 9))], { outer: 2, sizes: [2, 0, 3], inner: 1, dtype: "int32" }, EXACT);
+  add("concat of a row prefix (rowStrides)", "concat", [f32(floats(3 * 4 * 2)), f32(floats(3 * 1 * 2))], { outer: 3, sizes: [2, 1], inner: 2, dtype: "float32", rowStrides: [8, 2] }, EXACT);
   const sizes9 = [1, 2, 3, 1, 2, 3, 1, 2, 1];
   add("concat 9 inputs (grouped)", "concat", sizes9.map((s) => f32(floats(2 * s * 3))), { outer: 2, sizes: sizes9, inner: 3, dtype: "float32" }, EXACT);
 

@@ -196,6 +196,41 @@ test("KV cache: truncate rolls back, and decoding on equals the full pass of the
   });
 });
 
+// Truncation moves a length; the next append writes after the kept positions, and readers see
+// exactly the kept ones, whatever mix of rollbacks, appends and selections came before.
+test("KV cache: any sequence of append / truncate / select keeps exactly the positions a plain list would", () => {
+  fc.assert(fc.property(fc.integer({ min: 0, max: 1e6 }), fc.array(fc.tuple(fc.constantFrom("append", "truncate", "select", "read"), fc.integer({ min: 0, max: 5 })), { minLength: 1, maxLength: 12 }), (seed, ops) => noGrad(() => {
+    const g = new Generator(seed);
+    const cache = new KVCache();
+    let want: number[][] = []; // position → its 2 × 3 key values (B 1, H 2, Dh 3), as a list
+    for (const [op, n] of ops) {
+      if (op === "append" && n > 0) {
+        const k = randn([1, 2, n, 3], { generator: g });
+        cache.append(k.mul(1), k.mul(2)); // the cache keeps what it is given: not k, disposed below
+        const kv = vals(k); // [h][t][d]
+        for (let t = 0; t < n; t++) want.push([0, 1].flatMap((h) => kv.slice((h * n + t) * 3, (h * n + t) * 3 + 3)));
+        k.dispose();
+      } else if (op === "truncate") {
+        const len = Math.min(n, want.length);
+        cache.truncate(len);
+        want = want.slice(0, len);
+      } else if (op === "select" && want.length > 0) {
+        const keep = Array.from({ length: Math.min(n, want.length) }, (_, i) => (i * 7 + seed) % want.length);
+        cache.select(keep);
+        want = keep.map((p) => want[p]);
+      }
+      assert.is(cache.length, want.length);
+      if (op === "read" && want.length > 0) {
+        const [k, v] = [vals(cache.keys!), vals(cache.values!)];
+        const got = want.map((_, t) => [0, 1].flatMap((h) => k.slice((h * want.length + t) * 3, (h * want.length + t) * 3 + 3)));
+        assert.equal(got, want);
+        assert.equal(v, k.map((x) => 2 * x));
+      }
+    }
+    cache.dispose();
+  })), FC);
+});
+
 test("KV cache: reorder by index (beam search) equals decoding the reordered histories", () => {
   fc.assert(fc.property(fc.integer({ min: 0, max: 1e6 }), fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 5 }), (seed, index) => noGrad(() => {
     const mha = make(seed);

@@ -161,6 +161,28 @@ test("a target pass with output \"cache\" fills the cache exactly as a full pass
   lm.dispose();
 });
 
+test("output \"last\" gives the last position's logits of a full pass (an LM and a GliDe draft), [B, 1, V]", () => {
+  const lm = tinyLM(6), glide = tinyGlide(7, lm);
+  const ids = tensor([[5, 6, 7, 8], [9, 8, 7, 6]], { dtype: "int32" });
+  const glimpse = lm.createCache();
+  noGrad(() => tidy(() => {
+    lm.forward(tensor([[4, 5, 6]], { dtype: "int32" }).expand(2, 3), { cache: glimpse, output: "cache" });
+    const pairs = [
+      [lm.forward(ids), lm.forward(ids, { output: "last" })],
+      [glide.forward(ids, { glimpse }), glide.forward(ids, { glimpse, output: "last" })],
+    ];
+    for (const [all, last] of pairs) {
+      assert.equal(last.shape, [2, 1, 12]);
+      const want = all.narrow(1, 3, 1).dataSync(), got = last.dataSync();
+      for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])), `logit ${i}: ${got[i]} vs ${want[i]}`);
+    }
+  }));
+  ids.dispose();
+  glimpse.dispose();
+  glide.dispose();
+  lm.dispose();
+});
+
 test("train --task glide: the target stays frozen; checkpoints and optimizer state hold only the draft; the export drafts for its target", async () => {
   const before = loadModelDir(targetDir);
   const snapshot = before.model.namedParameters().map(([n, p]) => [n, Array.from(p.dataSync())] as const);

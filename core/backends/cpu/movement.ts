@@ -57,8 +57,8 @@ export function concat(alloc: Alloc, xs: TypedArray[], p: KernelParams["concat"]
   const y = alloc(p.dtype, p.outer * total);
   let col = 0;
   xs.forEach((x, k) => {
-    const w = p.sizes[k] * p.inner;
-    for (let o = 0; o < p.outer; o++) y.set(x.subarray(o * w, (o + 1) * w), o * total + col);
+    const w = p.sizes[k] * p.inner, s = p.rowStrides?.[k] ?? w;
+    for (let o = 0; o < p.outer; o++) y.set(x.subarray(o * s, o * s + w), o * total + col);
     col += w;
   });
   return [y];

@@ -93,39 +93,41 @@ export function pad(rt: Runtime, [x]: GpujsBuffer[], p: KernelParams["pad"]): Gp
 }
 
 // Concat of up to CONCAT_ARITY inputs in one kernel (WebGPU guarantees 8 storage buffers per
-// shader: the inputs, the output, and one spare). Each input is [outer, w_k] in elements.
+// shader: the inputs, the output, and one spare). Each input is [outer, w_k] in elements, its
+// rows s_k apart (s_k ≥ w_k: a prefix of every row).
 const CONCAT_ARITY = 6;
 const concatSpecs: KernelSpec[] = [];
 function concatSpec(arity: number): KernelSpec {
   if (concatSpecs[arity]) return concatSpecs[arity];
   const xs = Array.from({ length: arity }, (_, k) => `x${k}`);
   const ws = Array.from({ length: arity }, (_, k) => `w${k}`);
+  const ss = Array.from({ length: arity }, (_, k) => `s${k}`);
   const branches = xs.map((x, k) => k < arity - 1
-    ? `  if (c < w${k}) {\n    return ${x}[o * w${k} + c];\n  }\n  c -= w${k};`
-    : `  return ${x}[o * w${k} + c];`);
+    ? `  if (c < w${k}) {\n    return ${x}[o * s${k} + c];\n  }\n  c -= w${k};`
+    : `  return ${x}[o * s${k} + c];`);
   return (concatSpecs[arity] = {
     key: `concat:${arity}`,
-    source: `function (${[...xs, ...ws].join(", ")}, total) {
+    source: `function (${[...xs, ...ws, ...ss].join(", ")}, total) {
   const o = floorDiv(this.thread.x, total);
   let c = this.thread.x - o * total;
 ${branches.join("\n")}
 }`,
-    args: [...xs.map(() => "Array" as const), ...ws.map(() => "Integer" as const), "Integer"],
+    args: [...xs.map(() => "Array" as const), ...ws.map(() => "Integer" as const), ...ss.map(() => "Integer" as const), "Integer"],
     functions: [floorDiv],
   });
 }
 
-function concatWidths(rt: Runtime, xs: GpujsBuffer[], widths: number[], outer: number, dtype: KernelParams["concat"]["dtype"]): GpujsBuffer {
+function concatWidths(rt: Runtime, xs: GpujsBuffer[], widths: number[], outer: number, dtype: KernelParams["concat"]["dtype"], strides = widths): GpujsBuffer {
   const total = widths.reduce((s, v) => s + v, 0);
   if (xs.length <= CONCAT_ARITY) {
-    const args: KernelArg[] = [...xs, ...widths, total];
+    const args: KernelArg[] = [...xs, ...widths, ...strides, total];
     return rt.launch(concatSpec(xs.length), outer * total, dtype, args);
   }
   // More inputs than one shader can bind: concatenate groups, then the groups.
   const groups: GpujsBuffer[] = [], gw: number[] = [];
   for (let s = 0; s < xs.length; s += CONCAT_ARITY) {
     const w = widths.slice(s, s + CONCAT_ARITY);
-    groups.push(concatWidths(rt, xs.slice(s, s + CONCAT_ARITY), w, outer, dtype));
+    groups.push(concatWidths(rt, xs.slice(s, s + CONCAT_ARITY), w, outer, dtype, strides.slice(s, s + CONCAT_ARITY)));
     gw.push(w.reduce((a, v) => a + v, 0));
   }
   const out = concatWidths(rt, groups, gw, outer, dtype);
@@ -136,7 +138,8 @@ function concatWidths(rt: Runtime, xs: GpujsBuffer[], widths: number[], outer: n
 export function concat(rt: Runtime, xs: GpujsBuffer[], p: KernelParams["concat"]): GpujsBuffer[] {
   const total = p.sizes.reduce((s, v) => s + v, 0) * p.inner;
   checkIndexed("concat", p.outer * total, xs);
-  return [concatWidths(rt, xs, p.sizes.map((s) => s * p.inner), p.outer, p.dtype)];
+  const widths = p.sizes.map((s) => s * p.inner);
+  return [concatWidths(rt, xs, widths, p.outer, p.dtype, p.rowStrides ?? widths)];
 }
 
 // y[o,j,i] = x[o, idx[o,j,i], i]
