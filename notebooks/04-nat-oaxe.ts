@@ -77,7 +77,7 @@ function costPicture(file: string, title: string, cost: number[][], sigma: numbe
 console.log(`picture: ${costPicture("oaxe-cost-matrix.svg", "OAXE cost matrix −log Pᵢ(yⱼ) and its alignment", cost, sigma, Array.from(y, piece), Array.from(said, piece))}`);
 
 // ---- 2. The same on one real sentence, with the shipped NAT model ----
-// models/nat-de-en (a CMLM trained with XE, then fine-tuned with OAXE) given a Multi30k
+// models/nat-de-en (a CMLM trained with XE, then fine-tuned with bigram-OAXE, OAXE over 2-token blocks) given a Multi30k
 // validation source and the reference's length: one parallel pass over [MASK]s gives P_i for every
 // position at once. The first validation sentence (≤ 10 tokens) whose best alignment is not the
 // identity shows where the model put a word in another place than the reference does.
