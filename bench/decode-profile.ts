@@ -16,9 +16,7 @@ import type { KernelName, KernelParams } from "../core/kernels.ts";
 import { decodeCorpus } from "../decoding/index.ts";
 import { DecoderRows } from "../decoding/common.ts";
 import { findDataDir, isEncoderDecoder, loadModelDir, multi30kFiles, readLines, type EncoderDecoderModel, type ModelDir } from "../nn/index.ts";
-import { isMain, machineLine, parseFlags } from "./harness.ts";
-
-interface Tally { calls: number; ms: number }
+import { isMain, machineLine, parseFlags, tally, type Tally } from "./harness.ts";
 
 /** A short name for a kernel call: the kernel and the sizes that decide its cost. */
 function describe(kernel: KernelName, p: Record<string, unknown>): string {
@@ -58,12 +56,6 @@ export async function profileDecoding(o: { model: string; batch: number; beam: n
 
   // Wrap the backend's run and the decoder's step; restored afterwards.
   const byShape = new Map<string, Tally>(), byKernel = new Map<string, Tally>();
-  const tally = (map: Map<string, Tally>, key: string, ms: number) => {
-    const t = map.get(key) ?? { calls: 0, ms: 0 };
-    t.calls++;
-    t.ms += ms;
-    map.set(key, t);
-  };
   let inStep = false, steps = 0, stepMs = 0, kernelMs = 0, stepKernelMs = 0;
   const run = backend.run;
   backend.run = function (kernel, inputs, params) {

@@ -63,6 +63,15 @@ export function wasmGemmPath(fma: boolean): string {
   return `wasm gemm: f32x4.mul + f32x4.add (${why})`;
 }
 
+// Calls and milliseconds per key (kernel, phase, shape), for the profiling benches.
+export interface Tally { calls: number; ms: number }
+export function tally(map: Map<string, Tally>, key: string, ms: number): void {
+  const t = map.get(key) ?? { calls: 0, ms: 0 };
+  t.calls++;
+  t.ms += ms;
+  map.set(key, t);
+}
+
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);

@@ -24,11 +24,9 @@ import { Tensor } from "../core/index.ts";
 import { CAPE_BINS, generate, glideDrafter, lmDrafter, speculativeGenerate, type Drafter } from "../decoding/index.ts";
 import { DecoderCache } from "../nn/layers/kv-cache.ts";
 import { isCausalLM, isGlideDraft, loadModelDir, paragraphs, type CausalLM, type ModelDir } from "../nn/index.ts";
-import { isMain, machineLine, parseFlags } from "./harness.ts";
-
+import { isMain, machineLine, parseFlags, tally, type Tally } from "./harness.ts";
 const ROOT = resolve(import.meta.dirname ?? ".", "..");
 
-interface Tally { calls: number; ms: number }
 type Phase = "prefill" | "plain prefill" | "draft catch-up" | "draft steps" | "verify" | "rollback" | "plain step" | "host";
 
 export interface ProfileOptions { method: "vanilla" | "glide"; cape: boolean; temperature: number; prompts: number; newTokens: number; gamma: number; threads: number }
@@ -52,12 +50,6 @@ export async function profileSpeculative(o: ProfileOptions) {
   // ---- instrumentation (restored at the end) ----
   let phase: Phase = "host";
   const phases = new Map<string, Tally>(), kernels = new Map<string, Tally>();
-  const tally = (map: Map<string, Tally>, key: string, ms: number) => {
-    const t = map.get(key) ?? { calls: 0, ms: 0 };
-    t.calls++;
-    t.ms += ms;
-    map.set(key, t);
-  };
   // Runs f as `p`, charging its time to p (nested phases charge the outer one only their own time).
   let nested = 0;
   const timed = <T>(p: Phase, f: () => T): T => {
