@@ -45,7 +45,9 @@ console.log(`OAXE = ${oaxe.toFixed(3)} nats/token  (= −ln 0.8 = ${(-Math.log(0
 // The cost matrix and its best alignment.
 const cost = Array.from({ length: N }, (_, i) => Array.from({ length: N }, (_, j) => -Math.log(Math.exp(logits[i * V + y[j]]))));
 const sigma = linearSumAssignment(cost);
-const piece = (id: number) => tok.idToToken(id).replace(/^▁/, "");
+// A token as text, without the word-start mark.
+const pieceOf = (tk: BpeTokenizer) => (id: number) => tk.idToToken(id).replace(/^▁/, "");
+const piece = pieceOf(tok);
 console.log("cost matrix −log Pᵢ(yⱼ) (rows: predicted positions, columns: reference tokens; * = the Hungarian alignment)");
 console.log("        " + Array.from(y, (id) => piece(id).padStart(7)).join(""));
 for (let i = 0; i < N; i++) {
@@ -97,7 +99,7 @@ else {
     const { C, xeT, oaxeT, argmax } = noGrad(() => tidy(() => {
       const S = tensor([Array.from(src)], { dtype: "int32" }); // [1, S]
       const Y = tensor([Array.from(ref)], { dtype: "int32" }); // [1, N]
-      const dec = tensor([Array.from(ref, () => md.model.config.maskId)], { dtype: "int32" }); // [1, N] all [MASK]
+      const dec = tensor([Array.from(ref, () => m.config.maskId)], { dtype: "int32" }); // [1, N] all [MASK]
       const L = m.forward(S, dec); // [1, N, V]
       const lp = L.logSoftmax(-1).dataSync();
       const n = ref.length, C: number[][] = [];
@@ -109,7 +111,7 @@ else {
     if (s2.every((j, i) => j === i)) continue;
     nonIdentity++;
     if (shown++ > 0) continue;
-    const piece2 = (id: number) => t.idToToken(id).replace(/^▁/, "");
+    const piece2 = pieceOf(t);
     console.log(`\nreal sentence (valid): ${p.src}\nreference: ${p.tgt}\none pass (argmax per position, gold length): ${argmax.map(piece2).join(" ")}`);
     console.log(`XE = ${xeT.toFixed(3)}, OAXE = ${oaxeT.toFixed(3)} nats/token on this sentence`);
     console.log("        " + Array.from(ref, (id) => piece2(id).slice(0, 6).padStart(7)).join(""));
@@ -127,4 +129,4 @@ else {
 // gives it the reference order to start from, and OAXE then stops punishing reorderings. Loss
 // truncation drops aligned pairs the model finds very unlikely (p below `truncate`), which would
 // otherwise dominate the gradient. The measured comparison of XE, AXE, OAXE and CTC on Multi30k
-// is in the README's non-autoregressive section (\`npx tsx bench/nat-table.ts\`).
+// is in the README's non-autoregressive section (`npx tsx bench/nat-table.ts`).
