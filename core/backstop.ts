@@ -20,16 +20,21 @@
 //
 // It makes live-buffer counts depend on the collector, so tests that count buffers switch it
 // off: setLeakBackstop(false), or HASTEN_LEAK_BACKSTOP=0 in the environment (the test runner does).
+//
+// To find a leak: HASTEN_LEAK_TRACE=1 records where each watched buffer was created (a stack
+// trace per tensor: slow, for debugging only) and the warning then names the first leaked one.
 import type { Backend, BackendBuffer } from "./backend.ts";
 
 interface Held {
   backend: Backend;
   buf: BackendBuffer;
   bytes: number;
+  stack?: string; // where the tensor was created, under HASTEN_LEAK_TRACE
 }
 
 const env = typeof process !== "undefined" ? process.env?.HASTEN_LEAK_BACKSTOP : undefined;
 let enabled = !/^(0|off|false|no)$/i.test(env ?? "");
+const trace = typeof process !== "undefined" && /^(1|on|true|yes)$/i.test(process.env?.HASTEN_LEAK_TRACE ?? "");
 let warned = false;
 let freedByCollector = 0;
 
@@ -90,7 +95,8 @@ const registry = new FinalizationRegistry<Held>((held) => {
     const msg =
       "Hasten: a tensor became unreachable without dispose(); its buffer was freed by the garbage collector. " +
       "Wrap each training step and inference call in tidy() (or dispose() tensors yourself): the collector " +
-      "runs late, and wasm or GPU memory can run out first. This warning is shown once.";
+      "runs late, and wasm or GPU memory can run out first. This warning is shown once." +
+      (held.stack ? `\nThe first such tensor was created ${held.stack.replace(/^Error\n/, "at:\n")}` : " Set HASTEN_LEAK_TRACE=1 to see where it was created.");
     if (typeof process !== "undefined" && typeof process.emitWarning === "function") {
       process.emitWarning(msg, { type: "HastenLeakWarning", code: "HASTEN_TENSOR_LEAK" });
     } else console.warn(msg);
@@ -104,10 +110,20 @@ const registry = new FinalizationRegistry<Held>((held) => {
 export function watch(owner: object, backend: Backend, buf: BackendBuffer): number {
   if (!enabled) return 0;
   const bytes = Math.max(1, buf.size * 4); // every dtype here is 4 bytes; ≥ 1 marks "watched"
-  registry.register(owner, { backend, buf, bytes }, owner);
+  registry.register(owner, { backend, buf, bytes, stack: trace ? stackNow() : undefined }, owner);
   watchedBytes += bytes;
   if (watchedBytes > FLOOR && watchedBytes > 2 * lowWater) requestCollection();
   return bytes;
+}
+
+function stackNow(): string | undefined {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 40; // the default 10 frames end inside core, before the caller's code
+  try {
+    return new Error().stack;
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 /** The buffer is being freed explicitly: the collector must not free it again. */

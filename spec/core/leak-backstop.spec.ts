@@ -15,12 +15,13 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 const BACKENDS = ["cpu", "wasm", "gpujs:webasm", "gpujs:webgpu"];
 
 interface Drop { backend: string; skipped?: string; base: number; peak: number; afterLoop: number; keptOk: boolean; final: number }
-interface Report { results: Drop[]; warnings: number; freed: number; collections: number; enabled: boolean }
+interface Report { results: Drop[]; warnings: number; firstWarning: string; freed: number; collections: number; enabled: boolean }
 
-async function child(nodeFlags: string[], args: string[], backstop: boolean): Promise<Report> {
-  const env = { ...process.env };
+async function child(nodeFlags: string[], args: string[], backstop: boolean, extraEnv: Record<string, string> = {}): Promise<Report> {
+  const env = { ...process.env, ...extraEnv };
   delete env.HASTEN_LEAK_BACKSTOP; // the test runner switches it off for the other specs
   if (!backstop) env.HASTEN_LEAK_BACKSTOP = "0";
+  if (!("HASTEN_LEAK_TRACE" in extraEnv)) delete env.HASTEN_LEAK_TRACE;
   const { stdout } = await run(process.execPath, [...nodeFlags, "--import", "tsx", "spec/helpers/leak-child.ts", ...args],
     { cwd: root, env, timeout: 120_000, maxBuffer: 1 << 20 });
   return JSON.parse(stdout.trim().split("\n").pop()!) as Report;
@@ -32,6 +33,7 @@ const reports = Promise.all([
   child(["--expose-gc"], ["drop", "cpu", "wasm"], false),
   child([], ["pressure"], true),
   child([], ["pressure"], false),
+  child(["--expose-gc"], ["drop", "cpu"], true, { HASTEN_LEAK_TRACE: "1" }),
 ]);
 
 test("dropped tensors are freed by the collector on every backend, with exactly one warning", async () => {
@@ -51,6 +53,15 @@ test("dropped tensors are freed by the collector on every backend, with exactly 
     assert.ok(r.final - r.base <= 1, `${r.backend}: ${r.final - r.base} buffers left once the view went too`);
   }
   assert.ok(ran >= 3, "cpu, wasm and gpujs/webasm always run");
+  assert.match(on.firstWarning, /HASTEN_LEAK_TRACE=1/, "the warning says how to find the leak");
+  assert.not.match(on.firstWarning, /created at/);
+});
+
+test("HASTEN_LEAK_TRACE=1: the warning names the code that created the first leaked tensor", async () => {
+  const traced = (await reports)[4];
+  assert.is(traced.warnings, 1);
+  assert.match(traced.firstWarning, /The first such tensor was created at:/);
+  assert.match(traced.firstWarning, /leakMany \(.*leak-child\.ts/, traced.firstWarning);
 });
 
 test("switched off (HASTEN_LEAK_BACKSTOP=0), nothing is freed and nothing is said", async () => {

@@ -79,4 +79,4 @@ const [what, ...backends] = process.argv.slice(2);
 const results = what === "pressure" ? [await pressure()] : [];
 if (what === "drop") for (const s of backends) results.push(await drop(s));
 const { freed, collections, enabled } = leakBackstop();
-console.log(JSON.stringify({ results, warnings: warnings.length, freed, collections, enabled }));
+console.log(JSON.stringify({ results, warnings: warnings.length, firstWarning: warnings[0] ?? "", freed, collections, enabled }));
