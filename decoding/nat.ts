@@ -14,7 +14,7 @@
 //
 // Only two numbers per position come back from the backend (the chosen id and its
 // log-probability); pad, bos, eos, <unk> (and [MASK], except as the ctc blank) are never chosen.
-import { noGrad, tensor, tidy, type Tensor } from "../core/index.ts";
+import { logSoftmaxArgmax, noGrad, tensor, tidy, type Tensor } from "../core/index.ts";
 import { copyIndex, type NonAutoregressiveModel } from "../nn/models/index.ts";
 import { backendOf, DEFAULT_BANNED, inEvalMode, prepareSources, readAndDispose, type DecodeOptions, type Hypothesis, type SourceInput } from "./common.ts";
 
@@ -97,8 +97,10 @@ export async function natDecode(model: NonAutoregressiveModel, src: SourceInput,
       const pass = async (ids: Int32Array) => {
         const [choice, best] = await readAndDispose(noGrad(() => tidy(() => {
           const inp = tensor(ids, { shape: [R, T], dtype: "int32", backend });
-          const lp = model.decodeParallel(inp, mem, memMask, inp.eq(p.padId), c.decoderInput === "copy").logSoftmax(-1).add(banBias); // [R, T, V]
-          return [lp.argmax(-1), lp.max(-1)] as Tensor[];
+          const logits = model.decodeParallel(inp, mem, memMask, inp.eq(p.padId), c.decoderInput === "copy"); // [R, T, V]
+          // argmax and max of logSoftmax(logits) + ban in one kernel, without writing [R, T, V] twice more
+          const { indices, values } = logSoftmaxArgmax(logits, banBias); // [R, T] int32, [R, T]
+          return [indices, values] as Tensor[];
         })));
         return { choice: choice as Int32Array, best: best as Float32Array };
       };
