@@ -67,6 +67,10 @@ test("errors: double free, foreign pointers, bad sizes, out of memory", () => {
   assert.throws(() => h.alloc(1 << 20), /heap: out of memory: need \d+ bytes, maximum is 131072/);
   assert.throws(() => h.f32(h.byteLength - 4, 2), /view ends at byte/);
   assert.is(h.liveBlocks(), 0, "a failed alloc leaves nothing behind");
+  // The message says what holds the memory, largest sizes first, with their counts.
+  const a = h.alloc(32768), b = h.alloc(32768), c = h.alloc(1000);
+  assert.throws(() => h.alloc(1 << 16), /asking for 64 KiB more; 65 KiB live in 3 blocks, the largest: 2 × 32 KiB, 1 × 1 KiB;/);
+  for (const q of [a, b, c]) h.free(q);
 });
 
 test("property: random alloc/free sequences keep blocks disjoint and intact (seeded)", () => {

@@ -132,7 +132,15 @@ export class Heap {
     const have = this.buf.byteLength;
     if (end <= have) return;
     if (end > this.maximumBytes) {
-      throw new Error(`heap: out of memory: need ${end} bytes, maximum is ${this.maximumBytes}`);
+      // Say what holds the memory: a user can then tell one huge tensor from many live ones.
+      const mib = (b: number) => (b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(0)} MiB` : `${(b / 1024).toFixed(0)} KiB`);
+      // the largest sizes with their counts: "4 × 249 MiB, 90 × 32 MiB, …"
+      const counts = new Map<number, number>();
+      for (const size of this.live.values()) counts.set(size, (counts.get(size) ?? 0) + 1);
+      const largest = [...counts].sort((a, b) => b[0] - a[0]).slice(0, 5).map(([size, n]) => `${n} × ${mib(size)}`).join(", ");
+      throw new Error(`heap: out of memory: need ${end} bytes, maximum is ${this.maximumBytes} ` +
+        `(asking for ${mib(end - this.top)} more; ${mib(this.liveTotal)} live in ${this.live.size} blocks, the largest: ${largest || "none"}; ` +
+        `${mib(this.top - this.liveTotal)} free but fragmented below the top)`);
     }
     const want = Math.min(this.maximumBytes, Math.max(end, have * 2));
     this.memory.grow(Math.ceil((want - have) / PAGE));
