@@ -16,6 +16,7 @@ export interface CommonConfig {
   out: string; // the run folder: checkpoint, tokenizer, log, plot, exported model
   init: string; // "" or a model directory whose weights (and tokenizer) the run starts from
   maxTokens: number; // tokens per batch (padded)
+  accumulate: number; // batches per update (gradient accumulation)
   lr: number; // peak learning rate, reached after `warmup` updates, then ∝ 1/√step
   warmup: number;
   beta1: number;
@@ -43,6 +44,7 @@ export const COMMON_OPTIONS: OptionTable = {
   out: { spec: { kind: "string", nonEmpty: true }, default: "", help: "run folder (checkpoint, log, plot, model/)", resumable: true },
   init: { spec: { kind: "string" }, default: "", help: "start from this model directory's weights and tokenizer: fine-tuning (same kind), or a warm start from a kind of the same family holding every parameter (ctc from cmlm)" },
   maxTokens: { spec: { kind: "int", min: 2 }, default: 4096, help: "tokens per batch (padded)" },
+  accumulate: { spec: { kind: "int", min: 1, max: 1024 }, default: 1, help: "batches per update (gradient accumulation): an update sees accumulate × maxTokens tokens with one batch in memory at a time" },
   lr: { spec: { kind: "number", min: 0, above: true }, default: 7e-4, help: "peak learning rate" },
   warmup: { spec: { kind: "int", min: 0 }, default: 1000, help: "linear warm-up updates before 1/sqrt decay" },
   beta1: { spec: { kind: "number", min: 0, max: 0.999999 }, default: 0.9, help: "Adam beta1" },

@@ -199,10 +199,10 @@ export async function train(overrides: Record<string, unknown>, opts: { resume?:
         if (c.maxSteps > 0 && trainer.step >= c.maxSteps) { stoppedBy = "maxSteps"; break; }
         if (c.maxEpochs > 0 && epochsDone() >= c.maxEpochs) { stoppedBy = "maxEpochs"; break; }
         if (opts.signal?.aborted) { stoppedBy = "interrupted"; break; }
-        const batch = p.train.next();
+        const batches = Array.from({ length: c.accumulate }, () => p.train.next());
         const epoch = p.train.getState().epoch + 1;
         const ts = performance.now();
-        const r = await trainer.trainStep(batch);
+        const r = await trainer.trainStep(...batches);
         const dt = (performance.now() - ts) / 1000;
         stepSeconds += dt;
         sessionTokens += r.tokens;

@@ -57,6 +57,9 @@ export function checkRunDir(dir: string): void {
   }
 }
 
+// Keys that checkpoints of older versions lack: resuming one trains as it did.
+const ADDED_SETTINGS: Record<string, unknown> = { accumulate: 1 };
+
 // The config of this run: defaults < overrides for a fresh run; checkpoint < overrides on
 // resume, where only `resumable` keys may differ from what the checkpoint was trained with.
 export function resolveConfig(overrides: Record<string, unknown>, resume: boolean): { config: TrainConfig; files: RunFiles; saved: CheckpointState | null; savedTokenizerJson: string | null } {
@@ -73,6 +76,8 @@ export function resolveConfig(overrides: Record<string, unknown>, resume: boolea
   }
   if (!hasCheckpoint) throw new Error(`resume: no checkpoint to resume at ${files.checkpoint}`);
   const { state, tokenizerJson } = readCheckpointHeader(files.checkpoint);
+  // Settings added after a checkpoint was written, with the value that reproduces its run.
+  for (const [k, v] of Object.entries(ADDED_SETTINGS)) if (!(k in state.config)) (state.config as Record<string, unknown>)[k] = v;
   for (const k of ["task", "model"] as const) {
     if (overrides[k] !== undefined && overrides[k] !== "" && overrides[k] !== state.config[k]) {
       throw new Error(`resume: the checkpoint trains \`${k}\` ${JSON.stringify(state.config[k])}, asked for ${JSON.stringify(overrides[k])}`);

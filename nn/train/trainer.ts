@@ -3,6 +3,11 @@
 // An update: lr ← schedule(step + 1); loss = objective.loss(model, batch); backward; clip ‖g‖;
 // AdamW step. It reads back two scalars, the loss (for the log) and ‖g‖ (needed to clip); both
 // also serve as the finiteness check, so the optimizer's own extra read is switched off.
+//
+// Gradient accumulation: an update may take several batches b₁…b_N (one graph in memory at a
+// time). Each task's loss is a mean over its batch's n_i tokens, so weighting batch i by
+// w_i = n_i / Σn gives Σ w_i · mean_i = the mean over all Σn tokens: the gradient of one batch
+// holding them all (exactly, up to float rounding, when dropout and masks draw the same numbers).
 import { noGrad, tidy, type Tensor } from "../../core/index.ts";
 import type { AnyModel } from "../models/index.ts";
 import { clipGradNorm, clipGradNormAsync } from "../optim/clip.ts";
@@ -26,7 +31,7 @@ export interface StepResult {
   loss: number;
   gradNorm: number | null;
   lr: number;
-  tokens: number; // target tokens of the batch
+  tokens: number; // target tokens of the batch (of all batches, when accumulating)
   srcTokens: number;
 }
 
@@ -49,23 +54,36 @@ export class Trainer<B> {
     return this.optimizer.stepCount;
   }
 
-  // One update. On a non-finite loss or gradient it throws before touching any parameter.
-  async trainStep(b: B): Promise<StepResult> {
+  // One update from one batch, or from several (gradient accumulation, weighted as above). On a
+  // non-finite loss or gradient, or an error in any batch, it throws before touching any
+  // parameter and leaves no gradient behind.
+  async trainStep(...batches: B[]): Promise<StepResult> {
     const { model, optimizer, opts, objective } = this;
+    if (batches.length === 0) throw new Error("Trainer.trainStep: pass at least one batch");
     const step = optimizer.stepCount + 1;
     const lr = opts.schedule(step);
     optimizer.lr = lr;
     model.train();
-    const lossT = tidy(() => {
-      const loss = objective.loss(model, b);
-      loss.backward();
-      return loss;
-    });
-    let loss: number;
+    const counts = batches.map((b) => objective.tokens(b));
+    const total = counts.reduce((a, n) => a + n, 0);
+    let loss = 0;
     try {
-      loss = await readScalar(lossT);
-    } finally {
-      lossT.dispose();
+      for (let i = 0; i < batches.length; i++) {
+        const w = batches.length === 1 ? 1 : total > 0 ? counts[i] / total : 1 / batches.length;
+        const lossT = tidy(() => {
+          const l = objective.loss(model, batches[i]);
+          (w === 1 ? l : l.mul(w)).backward();
+          return l;
+        });
+        try {
+          loss += w * (await readScalar(lossT));
+        } finally {
+          lossT.dispose();
+        }
+      }
+    } catch (e) {
+      optimizer.zeroGrad(); // the batches before the failing one left gradients: drop them
+      throw e;
     }
     let gradNorm: number | null = null;
     if (opts.clipNorm > 0) {
@@ -78,7 +96,7 @@ export class Trainer<B> {
     }
     optimizer.step();
     optimizer.zeroGrad();
-    return { step, loss, gradNorm, lr, tokens: objective.tokens(b), srcTokens: objective.srcTokens(b) };
+    return { step, loss, gradNorm, lr, tokens: total, srcTokens: batches.reduce((a, b) => a + objective.srcTokens(b), 0) };
   }
 
   // Token-weighted validation losses over `batches` (eval mode: no dropout, no RNG draws).

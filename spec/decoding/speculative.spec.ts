@@ -15,6 +15,7 @@ import {
 } from "../../decoding/index.ts";
 import { DecoderCache, type TransformerLM } from "../../nn/index.ts";
 import { fakeDrafter, tinyGlide, tinyLM } from "./tiny-lm.ts";
+import { rejectsWith } from "../helpers/rejects.ts";
 
 const FC = { seed: 20240203, numRuns: 40 };
 const DRAFTS = ["lm", "glide", "self", "constant", "random", "contrarian"] as const;
@@ -256,21 +257,11 @@ test("expected tokens per pass with i.i.d. acceptance α matches (1 − α^(γ+1
   }
 });
 
-async function rejects(f: () => Promise<unknown>, re: RegExp): Promise<void> {
-  try {
-    await f();
-  } catch (e) {
-    assert.match((e as Error).message, re);
-    return;
-  }
-  assert.unreachable(`expected a rejection matching ${re}`);
-}
-
 test("errors: a draft with another vocabulary; bad γ and CaPE bins; no leaks", async () => {
   const target = tinyLM(1), other = tinyLM(2, { vocab: 13 });
-  await rejects(() => speculativeGenerate(target, lmDrafter(other), [3]), /the draft's vocabulary has 13 tokens, the target's 12/);
-  await rejects(() => speculativeGenerate(target, lmDrafter(target), [3], { gamma: -1 }), /gamma must be an integer in \[0, 64\]/);
-  await rejects(() => speculativeGenerate(target, lmDrafter(target), [3], { cape: { bins: [1, 2] } }), /CaPE bins must be 10 integers/);
+  await rejectsWith(speculativeGenerate(target, lmDrafter(other), [3]), /the draft's vocabulary has 13 tokens, the target's 12/);
+  await rejectsWith(speculativeGenerate(target, lmDrafter(target), [3], { gamma: -1 }), /gamma must be an integer in \[0, 64\]/);
+  await rejectsWith(speculativeGenerate(target, lmDrafter(target), [3], { cape: { bins: [1, 2] } }), /CaPE bins must be 10 integers/);
   const before = getBackend().liveBuffers();
   const d = lmDrafter(other.config.vocab === 12 ? other : target);
   await speculativeGenerate(target, d, [3, 4], { temperature: 1, gamma: 3, cape: {}, maxNewTokens: 10, banned: [] });

@@ -13,6 +13,7 @@ import { loadConfigFile, parseTrainArgs, trainCommand, trainUsage } from "../../
 const CONFIG_KEYS = optionTable({});
 const CONFIG_KEY_NAMES = Object.keys(CONFIG_KEYS);
 import { TINY, TempCorpora } from "./train-fixture.ts";
+import { rejectsWith } from "../helpers/rejects.ts";
 
 function throwsWith(fn: () => unknown, ...parts: string[]): void {
   try {
@@ -23,17 +24,6 @@ function throwsWith(fn: () => unknown, ...parts: string[]): void {
     return;
   }
   assert.unreachable(`expected an error mentioning ${parts.join(", ")}`);
-}
-
-async function rejectsWith(p: Promise<unknown>, ...parts: string[]): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    const msg = (e as Error).message;
-    for (const s of parts) assert.ok(msg.includes(s), `message ${JSON.stringify(msg)} lacks ${JSON.stringify(s)}`);
-    return;
-  }
-  assert.unreachable(`expected a rejection mentioning ${parts.join(", ")}`);
 }
 
 const temp = new TempCorpora();

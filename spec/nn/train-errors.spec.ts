@@ -10,23 +10,13 @@ import { BpeTokenizer } from "../../nn/tokenizer/bpe.ts";
 import { train } from "../../nn/train/run.ts";
 import { trainCommand } from "../../scripts/commands/train.ts";
 import { TINY, TempCorpora, tinyFlags } from "./train-fixture.ts";
+import { rejectsWith } from "../helpers/rejects.ts";
 
 const temp = new TempCorpora();
 const data = temp.make();
 test.after(() => temp.remove());
 const quiet = { handleSignals: false, stderr: () => {} };
 const cmd = (args: string[]) => trainCommand(args, quiet);
-
-async function rejectsWith(p: Promise<unknown>, ...parts: string[]): Promise<void> {
-  try {
-    await p;
-  } catch (e) {
-    const msg = (e as Error).message;
-    for (const s of parts) assert.ok(msg.includes(s), `message ${JSON.stringify(msg)} lacks ${JSON.stringify(s)}`);
-    return;
-  }
-  assert.unreachable(`expected a rejection mentioning ${parts.join(", ")}`);
-}
 
 // One finished 4-step run that the resume tests try to damage.
 const done = join(data, "done");

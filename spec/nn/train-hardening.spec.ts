@@ -11,22 +11,11 @@ import { encodeSafetensors } from "../../core/safetensors.ts";
 import { readLog, train } from "../../nn/index.ts";
 import { trainCommand } from "../../scripts/commands/train.ts";
 import { TINY, TempCorpora, tinyFlags } from "./train-fixture.ts";
+import { rejectsWith } from "../helpers/rejects.ts";
 
 const temp = new TempCorpora();
 const data = temp.make();
 test.after(() => temp.remove());
-
-async function rejectsWith(p: Promise<unknown>, ...parts: (string | RegExp)[]): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    const msg = (e as Error).message;
-    for (const s of parts) assert.ok(typeof s === "string" ? msg.includes(s) : s.test(msg), `message ${JSON.stringify(msg)} lacks ${s}`);
-    return e as Error;
-  }
-  assert.unreachable(`expected a rejection mentioning ${parts.join(", ")}`);
-  throw new Error("unreachable");
-}
 
 test("a second run in a folder held by a live process is refused; a stale lock is taken over", async () => {
   const out = join(data, "locked");
@@ -119,7 +108,6 @@ test("a bad --out is refused before the corpus is read or a vocabulary learned (
   assert.not.ok(existsSync(join(data, "fine")));
   void readFileSync;
 });
-
 
 test("kill -9 at random moments of a run, then resume: the result equals an uninterrupted run, and nothing is left behind", async () => {
   const { default: fc } = await import("fast-check");
