@@ -11,11 +11,15 @@
 //   ctc         ctc models: −log Σ over the paths that collapse to the target, blank = [MASK].
 // Every objective is averaged per target token.
 //
+// Glancing training (`glance` λ > 0, cmlm with xe; GLAT, Qian et al. 2021, see glancing.ts): the
+// xe masks are not drawn uniformly but from a first all-[MASK] pass: ⌊λ·(wrong tokens)⌋ target
+// tokens are revealed, the rest are masked and scored.
+//
 // Length: a cross-entropy on the length head's prediction of n, weighted by `lengthLossWeight`
 // (not for ctc, whose length is r·S). Masks are drawn from the model's dropout generator, whose
 // state every checkpoint saves, so a resumed run draws the same masks. Validation masks every
 // position (the one-pass inference condition), so it draws nothing.
-import { cat, crossEntropy, tensor, type Tensor } from "../../core/index.ts";
+import { cat, crossEntropy, noGrad, tensor, tidy, type Tensor } from "../../core/index.ts";
 import { axeLoss, ctcLoss, ngramOaxeLoss, oaxeLoss } from "../losses/index.ts";
 import type { Batch } from "../data/batcher.ts";
 import { corpusBleu } from "../metrics/bleu.ts";
@@ -23,6 +27,7 @@ import { copyIndex, isNonAutoregressive, type AnyModel, type NonAutoregressiveMo
 import type { OptionTable } from "../options.ts";
 import type { BpeTokenizer } from "../tokenizer/bpe.ts";
 import type { TrainConfig } from "../train/config.ts";
+import { glanceInputs } from "./glancing.ts";
 import type { PreparedTask, Task } from "./task.ts";
 import { parallelBatches, parallelProblems, readParallelCorpus, TRANSLATION_OPTIONS } from "./translation.ts";
 
@@ -38,6 +43,7 @@ const OPTIONS: OptionTable = {
   truncate: { spec: { kind: "number", min: 0, max: 1 }, default: 0, help: "oaxe: drop aligned pairs with probability below this (0: none)" },
   axeDelta: { spec: { kind: "number", min: 0 }, default: 1, help: "axe: skip-target penalty δ" },
   ngram: { spec: { kind: "int", min: 1, max: 16 }, default: 2, help: "ngram-oaxe: block size n" },
+  glance: { spec: { kind: "number", min: 0, max: 1 }, default: 0, help: "glancing training (GLAT; cmlm with xe): reveal this fraction of a first all-[MASK] pass's wrong tokens, score the rest (0: off; the paper uses 0.5 → 0.3)" },
   decoder: { spec: { kind: "enum", values: ["auto", "nat", "mask-predict", "ctc"] }, default: "auto", help: "decoding saved with the model (auto: ctc for ctc models, else nat)", resumable: true },
   lengthBeam: { spec: { kind: "int", min: 1, max: 64 }, default: 3, help: "candidate lengths per sentence saved with the model", resumable: true },
   iterations: { spec: { kind: "int", min: 1, max: 100 }, default: 1, help: "mask-predict iterations saved with the model", resumable: true },
@@ -69,7 +75,7 @@ function natModel(m: AnyModel): NonAutoregressiveModel {
 function prepare(tok: BpeTokenizer, c: TrainConfig, corpus: ReturnType<typeof readParallelCorpus>): PreparedTask<Batch> {
   const { train, valid, kept, dropped } = parallelBatches(tok, c, corpus.train, corpus.valid);
   const loss = c.loss as NatLoss, ls = c.labelSmoothing as number, lw = c.lengthLossWeight as number;
-  const maxLen = c.maxLen as number, pad = tok.padId;
+  const maxLen = c.maxLen as number, pad = tok.padId, glance = c.glance as number;
 
   // Decoder inputs and the per-position targets the loss reads (pad = not scored).
   const inputs = (m: NonAutoregressiveModel, r: NatRows, training: boolean) => {
@@ -116,6 +122,26 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, corpus: ReturnType<typeof re
     return { dec, T, target, fromSource: m.config.decoderInput === "copy" };
   };
 
+  // GLAT's inputs: a first pass with every position masked (no gradient, same encoder output),
+  // then glanceInputs reveals ⌊λ·wrong⌋ target tokens per sentence, drawn from the dropout RNG.
+  const glanced = (m: NonAutoregressiveModel, r: NatRows, memory: Tensor, srcMask: Tensor) => {
+    const B = r.srcShape[0], T = r.N;
+    const first = inputs(m, r, false).dec; // every target position [MASK]
+    const pred = tidy(() => noGrad(() => {
+      const d = tensor(first, { dtype: "int32", shape: [B, T], backend: memory.backend });
+      return m.decodeParallel(d, memory, srcMask, d.eq(pad), false).argmax(-1); // [B, T]
+    }));
+    let predicted: ArrayLike<number>;
+    try {
+      if (!pred.backend.sync) throw new Error(`\`glance\` reads the first pass on the host; backend "${pred.backend.name}" reads asynchronously (train on wasm or cpu)`);
+      predicted = pred.dataSync();
+    } finally {
+      pred.dispose();
+    }
+    const g = glanceInputs({ y: r.y, n: r.n, T }, predicted, glance, { maskId: m.config.maskId, padId: pad }, () => m.dropoutGenerator.random());
+    return { dec: g.dec as Int32Array, T, target: g.target as Int32Array };
+  };
+
   // [token loss, length loss] of a batch, reduced by `reduction`.
   // One forward pass: the decoder's logits and what the objectives read from the batch.
   const forward = (model: AnyModel, b: Batch, training: boolean) => {
@@ -126,7 +152,7 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, corpus: ReturnType<typeof re
     const src = tensor(r.src, { dtype: "int32", shape: r.srcShape, backend });
     const srcMask = src.eq(pad);
     const memory = m.encode(src, srcMask);
-    const { dec, T, target } = inputs(m, r, training);
+    const { dec, T, target } = training && glance > 0 ? glanced(m, r, memory, srcMask) : inputs(m, r, training);
     const decT = tensor(dec, { dtype: "int32", shape: [B, T], backend });
     const logits = m.decodeParallel(decT, memory, srcMask, decT.eq(pad), m.config.decoderInput === "copy"); // [B, T, V]
     return { m, r, b, backend, B, T, target, memory, srcMask, logits };
@@ -205,6 +231,7 @@ export const natTask: Task = {
     if (c.decoder === "ctc" && !isCtc) p.push("`decoder` ctc needs `model` ctc");
     if (c.decoder === "nat" && isCtc) p.push("a ctc model decodes with `decoder` ctc (or auto)");
     if (c.iterations !== 1 && c.decoder !== "mask-predict") p.push("`iterations` > 1 needs `decoder` mask-predict");
+    if ((c.glance as number) > 0 && (c.model !== "cmlm" || c.loss !== "xe")) p.push(`\`glance\` (glancing training) needs \`model\` cmlm and \`loss\` xe (got ${c.model}, ${c.loss})`);
     return p;
   },
   readData: (c) => {

@@ -6,7 +6,8 @@ import { dirname, join, resolve } from "node:path";
 import { BpeTokenizer } from "../tokenizer/bpe.ts";
 import { sha256 } from "../tasks/translation.ts";
 import { readCheckpointHeader, type CheckpointState } from "./checkpoint.ts";
-import { checkConfig, defaultConfig, resumeConflicts, type TrainConfig } from "./config.ts";
+import { checkConfig, defaultConfig, optionTable, resumeConflicts, type TrainConfig } from "./config.ts";
+import { hasKey } from "../options.ts";
 
 export interface RunFiles {
   dir: string;
@@ -58,7 +59,8 @@ export function checkRunDir(dir: string): void {
 }
 
 // Keys that checkpoints of older versions lack: resuming one trains as it did.
-const ADDED_SETTINGS: Record<string, unknown> = { accumulate: 1 };
+// Only keys the run's own option table has are filled (glance belongs to the nat task).
+const ADDED_SETTINGS: Record<string, unknown> = { accumulate: 1, glance: 0 };
 
 // The config of this run: defaults < overrides for a fresh run; checkpoint < overrides on
 // resume, where only `resumable` keys may differ from what the checkpoint was trained with.
@@ -77,7 +79,8 @@ export function resolveConfig(overrides: Record<string, unknown>, resume: boolea
   if (!hasCheckpoint) throw new Error(`resume: no checkpoint to resume at ${files.checkpoint}`);
   const { state, tokenizerJson } = readCheckpointHeader(files.checkpoint);
   // Settings added after a checkpoint was written, with the value that reproduces its run.
-  for (const [k, v] of Object.entries(ADDED_SETTINGS)) if (!(k in state.config)) (state.config as Record<string, unknown>)[k] = v;
+  const table = optionTable(state.config);
+  for (const [k, v] of Object.entries(ADDED_SETTINGS)) if (hasKey(table, k) && !(k in state.config)) (state.config as Record<string, unknown>)[k] = v;
   for (const k of ["task", "model"] as const) {
     if (overrides[k] !== undefined && overrides[k] !== "" && overrides[k] !== state.config[k]) {
       throw new Error(`resume: the checkpoint trains \`${k}\` ${JSON.stringify(state.config[k])}, asked for ${JSON.stringify(overrides[k])}`);

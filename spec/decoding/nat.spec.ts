@@ -183,6 +183,26 @@ test("every objective trains its models: oaxe, ngram-oaxe and axe on cmlm, xe on
   assert.match(err, /a `model` ctc trains with `loss` ctc/);
 });
 
+test("glancing training (glance 0.5, cmlm + xe) trains and resumes exactly; other pairings are refused", async () => {
+  const data = temp.make();
+  const base = { ...TINY, task: "nat", model: "cmlm", glance: 0.5, data, maxSteps: 6, evalEvery: 0 };
+  const full = await train({ ...base, out: join(data, "full") });
+  await train({ ...base, out: join(data, "split"), maxSteps: 3 });
+  await train({ out: join(data, "split"), maxSteps: 6 }, { resume: true });
+  const losses = (d: string) => readLog(join(d, "log.jsonl")).filter((e) => e.kind === "train").map((e) => (e.kind === "train" ? e.loss : 0));
+  assert.equal(losses(join(data, "split")), losses(join(data, "full")));
+  assert.ok(losses(join(data, "full")).every(Number.isFinite));
+  const plain = await train({ ...base, glance: 0, out: join(data, "plain") });
+  assert.is(full.config.glance, 0.5);
+  assert.not.equal(losses(join(data, "plain")), losses(join(data, "full")), "glancing changes what is masked");
+  assert.is(plain.step, 6);
+  for (const [model, loss] of [["cmlm", "oaxe"], ["nat", "xe"]]) {
+    let err = "";
+    await train({ ...base, model, loss, out: join(data, `bad-${model}-${loss}`) }).catch((e) => (err = (e as Error).message));
+    assert.match(err, /`glance` \(glancing training\) needs `model` cmlm and `loss` xe/);
+  }
+});
+
 test("init across kinds: a ctc model warm-starts from a cmlm one (its length head left behind); an lm is refused", async () => {
   const data = temp.make();
   const base = { ...TINY, task: "nat", data, maxSteps: 1, evalEvery: 0 };

@@ -8,6 +8,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { tensor, type Tensor } from "../../core/index.ts";
 import { Linear, SGD, type AnyModel } from "../../nn/index.ts";
+import { loadCheckpoint, saveCheckpoint } from "../../nn/train/checkpoint.ts";
 import { readLog, type TrainEntry } from "../../nn/train/log.ts";
 import { train } from "../../nn/train/run.ts";
 import { Trainer, type Objective } from "../../nn/train/trainer.ts";
@@ -114,6 +115,24 @@ test("a run with accumulate 2: each update logs the tokens of two batches, and i
   const trained = readLog(join(out, "log.jsonl")).filter((e): e is TrainEntry => e.kind === "train");
   assert.ok(trained.length > 0);
   await rejectsWith(train({ out, maxSteps: 5, accumulate: 1 }, { resume: true, translate: echo }), /`accumulate`: checkpoint has 2, asked for 1/);
+});
+
+test("a checkpoint written before `accumulate` and `glance` existed resumes with accumulate 1 and glance 0", async () => {
+  for (const task of [{ task: "translation" }, { task: "nat", model: "cmlm" }]) {
+    const out = join(data, `old-${task.task}`);
+    await train({ ...TINY, ...task, data, out, maxSteps: 2, evalEvery: 0 }, { translate: echo });
+    const path = join(out, "checkpoint.safetensors");
+    const parts = loadCheckpoint(path);
+    const old = { ...parts.state.config } as Record<string, unknown>;
+    delete old.accumulate;
+    delete old.glance;
+    await saveCheckpoint(path, { ...parts, state: { ...parts.state, config: old as typeof parts.state.config } });
+    for (const t of [...Object.values(parts.model), ...Object.values(parts.optimizer)]) t.dispose();
+    const r = await train({ out, maxSteps: 3 }, { resume: true, translate: echo });
+    assert.is(r.step, 3);
+    assert.is(r.config.accumulate, 1);
+    assert.is(r.config.glance, task.task === "nat" ? 0 : undefined, "glance only where the task has it");
+  }
 });
 
 test.run();
