@@ -3,7 +3,7 @@
 // search; OUT gets <split>.<src> (copied), <split>.<tgt> (the teacher's output) and the
 // validation files (copied: validation stays against the real references). Killed, it resumes
 // where it stopped when run again with the same flags.
-import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeFileAtomic } from "../../core/index.ts";
 import { distillLines } from "../../decoding/index.ts";
@@ -11,6 +11,13 @@ import { defaultDataDir, readLines, type EncoderDecoderModel, type ModelDir } fr
 import { decodingNumber, encoderDecoderOf, loadModelOrExplain, runCommand, useBackend, writers, type CommandIO } from "../cli/common.ts";
 import { formatHelp, parseFlags, UsageError, type FlagSpec } from "../cli/flags.ts";
 import { DECODING_FLAGS } from "./translate.ts";
+
+// Copies keep the corpus files' mode, often read-only: a second run must not write over them.
+function copyUnlessSame(from: string, to: string): void {
+  if (existsSync(to) && readFileSync(to).equals(readFileSync(from))) return;
+  rmSync(to, { force: true });
+  copyFileSync(from, to);
+}
 
 const SPEC: FlagSpec = {
   model: { spec: { kind: "string", nonEmpty: true }, value: "DIR", help: "the teacher: a translation model directory" },
@@ -20,6 +27,7 @@ const SPEC: FlagSpec = {
   "valid-split": { spec: { kind: "string", nonEmpty: true }, value: "NAME", help: "copied unchanged beside it", default: "valid" },
   limit: { spec: { kind: "int", min: 1 }, value: "N", help: "only the first N lines (tests)" },
   chunk: { spec: { kind: "int", min: 1, max: 100000 }, value: "N", help: "lines between two appends to the output (what a kill can lose)", default: 512 },
+  force: { spec: { kind: "bool" }, help: "distil again although OUT already holds a finished corpus" },
   ...DECODING_FLAGS,
   beam: { ...DECODING_FLAGS.beam, help: "beam size of the teacher (default: the model's)" },
   verbose: { spec: { kind: "bool" }, alias: "-v", help: "progress on standard error even when it is not a terminal" },
@@ -53,11 +61,28 @@ export async function distillCommand(argv: string[], io: CommandIO = {}): Promis
         if (!existsSync(p)) throw new UsageError(`hasten distill: ${p} not found (--data names the folder holding ${split}.${src}, ${validSplit}.${src} and ${validSplit}.${tgt})`);
       }
       let sources = readLines(file(split, src));
+      // The source side beside the output: the first `limit` lines when limited, else the file as
+      // it is; and the validation files, unchanged.
+      const copyCorpus = () => {
+        if (f.limit !== undefined) writeFileAtomic(join(outDir, `${split}.${src}`), sources.join("\n") + "\n");
+        else copyUnlessSame(file(split, src), join(outDir, `${split}.${src}`));
+        for (const lang of [src, tgt]) copyUnlessSame(file(validSplit, lang), join(outDir, `${validSplit}.${lang}`));
+      };
       if (f.limit !== undefined) sources = sources.slice(0, f.limit as number);
       const outDir = resolve(f.out as string);
       mkdirSync(outDir, { recursive: true });
       const t0 = performance.now();
-      const r = await distillLines(m, sources, join(outDir, `${split}.${tgt}`), {
+      // A finished corpus (the output renamed into place, no partial file) is not distilled again:
+      // running the same command twice, as a recipe script does, costs nothing the second time.
+      const target = join(outDir, `${split}.${tgt}`);
+      if (!f.force && existsSync(target) && !existsSync(`${target}.partial`)) {
+        const have = readLines(target).length;
+        if (have !== sources.length) throw new UsageError(`hasten distill: ${target} already exists with ${have} lines, not the ${sources.length} of ${file(split, src)}; pass --force to distil again, or choose another --out`);
+        copyCorpus();
+        out.stderr(`hasten distill: ${target} already holds ${have} distilled lines; nothing to do (--force distils again)\n`);
+        return { lines: have, resumedFrom: have };
+      }
+      const r = await distillLines(m, sources, target, {
         beam: (f.beam as number | undefined) ?? decodingNumber(m, "beam", 5),
         lengthPenalty: (f["length-penalty"] as number | undefined) ?? decodingNumber(m, "lengthPenalty", 1),
         maxLenA: (f["max-len-a"] as number | undefined) ?? decodingNumber(m, "maxLenA", 1.2),
@@ -70,11 +95,7 @@ export async function distillCommand(argv: string[], io: CommandIO = {}): Promis
         },
       });
       out.endProgress();
-      // The source side: the first `limit` lines when limited, else the file as it is.
-      if (f.limit !== undefined) {
-        writeFileAtomic(join(outDir, `${split}.${src}`), sources.join("\n") + "\n");
-      } else copyFileSync(file(split, src), join(outDir, `${split}.${src}`));
-      for (const lang of [src, tgt]) copyFileSync(file(validSplit, lang), join(outDir, `${validSplit}.${lang}`));
+      copyCorpus();
       out.stderr(`hasten distill: ${r.lines} lines${r.resumedFrom ? ` (${r.resumedFrom} done before a restart)` : ""} into ${outDir} in ${((performance.now() - t0) / 1000).toFixed(1)} s` +
         `${r.truncated ? `; ${r.truncated} source(s) cut to the model's maxLen` : ""}\n`);
       return { lines: r.lines, resumedFrom: r.resumedFrom };

@@ -2,7 +2,7 @@
 // complete lines on disk (a torn last line is dropped), starts over when the source or settings
 // change, and the output appears whole or not at all — checked with kill -9 at random moments.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -11,6 +11,8 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { distillLines, translateLines } from "../../decoding/index.ts";
 import { saveModelDir } from "../../nn/index.ts";
+import { distillCommand } from "../../scripts/commands/distill.ts";
+import { rejectsWith } from "../helpers/rejects.ts";
 import { tinyModelDir } from "./tiny.ts";
 
 const projectRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -75,6 +77,33 @@ test("kill -9 at random moments, then run again: the output equals an uninterrup
     assert.is(readFileSync(join(out, "train.en"), "utf8"), expected, `killed after ${ms} ms`);
     assert.is(readFileSync(join(out, "train.de"), "utf8"), SOURCES.join("\n") + "\n");
   }), { seed: 9, numRuns: 3 });
+});
+
+test("run again on a finished corpus: nothing is distilled, the files stay; other line counts are refused; --force redoes it", async () => {
+  const data = join(root, "data2");
+  mkdirSync(data);
+  writeFileSync(join(data, "train.de"), SOURCES.slice(0, 6).join("\n") + "\n");
+  writeFileSync(join(data, "valid.de"), "Ein Hund.\n");
+  writeFileSync(join(data, "valid.en"), "A dog.\n");
+  const out = join(root, "again");
+  const run = async (...extra: string[]) => {
+    let stderr = "";
+    const r = await distillCommand(["--model", modelDir, "--data", data, "--out", out, "--beam", "2", "--max-len-a", "1", "--max-len-b", "3", "--backend", "cpu", ...extra],
+      { stderr: (s) => (stderr += s), stdout: () => {}, stderrIsTTY: false });
+    return { r, stderr };
+  };
+  const first = await run();
+  assert.equal(first.r, { lines: 6, resumedFrom: 0 });
+  chmodSync(join(out, "train.de"), 0o444); // copies of read-only corpus files stay read-only
+  const text = readFileSync(join(out, "train.en"), "utf8");
+  const again = await run();
+  assert.equal(again.r, { lines: 6, resumedFrom: 6 });
+  assert.match(again.stderr, /already holds 6 distilled lines; nothing to do \(--force distils again\)/);
+  assert.is(readFileSync(join(out, "train.en"), "utf8"), text);
+  const forced = await run("--force");
+  assert.equal(forced.r, { lines: 6, resumedFrom: 0 });
+  writeFileSync(join(out, "train.en"), "only one line\n");
+  await rejectsWith(run(), /already exists with 1 lines, not the 6 of .*train\.de; pass --force/);
 });
 
 test.after(() => tiny.model.dispose());
