@@ -11,7 +11,7 @@
 //   OAXE = min over permutations σ of  Σᵢ −log Pᵢ(y_σ(i))
 //
 // found with the Hungarian algorithm on the cost matrix C[i][j] = −log Pᵢ(yⱼ) in O(N³).
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -129,4 +129,15 @@ else {
 // gives it the reference order to start from, and OAXE then stops punishing reorderings. Loss
 // truncation drops aligned pairs the model finds very unlikely (p below `truncate`), which would
 // otherwise dominate the gradient. The measured comparison of XE, AXE, OAXE and CTC on Multi30k
-// is in the README's non-autoregressive section (`npx tsx bench/nat-table.ts`).
+// is in the README's non-autoregressive section (`bash bench/nat-recipe.sh table`); its one-run
+// record is committed in bench/results/, and here are its numbers.
+{
+  const rec = JSON.parse(readFileSync(fileURLToPath(new URL("../bench/results/nat-table-2026-12-01.json", import.meta.url)), "utf8")) as {
+    machine: string; results: { label: string; decoder: string; bleu: number; latencyMs: number }[];
+  };
+  const ref = rec.results.find((r) => r.label === "AR beam 5")!;
+  console.log(`\nMulti30k test2016, measured ${rec.machine}:`);
+  for (const r of rec.results) {
+    console.log(`  ${r.label.padEnd(40)} ${r.decoder.padEnd(36)} BLEU ${r.bleu.toFixed(2).padStart(5)}  ${r.latencyMs.toFixed(1).padStart(6)} ms  ${(ref.latencyMs / r.latencyMs).toFixed(1)}× AR beam 5`);
+  }
+}
