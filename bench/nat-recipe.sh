@@ -59,7 +59,7 @@ table() {
     --row="raw: +100 OAXE, mask-predict T=4@runs/raw-oaxe/model@$mp4" \
     --row="raw: +100 OAXE, mask-predict T=10@runs/raw-oaxe/model@$mp10" \
     --row="raw: CTC (warm start, +200)@runs/raw-ctc/model@decoder=ctc" \
-    --latency-sentences=50 --json=runs/nat-table-all.json                                                  # 13 min
+    --latency-sentences=50 --json=runs/nat-table-all.json                                                  # 10 min
 }
 
 case "${1:-all}" in
