@@ -9,6 +9,17 @@
 // gets everything wrong sees λ·n of the words, so the curriculum follows the model's own skill.
 // λ (`glance`) is 0.5 in the paper, annealed towards 0.3.
 
+// k distinct positions of 0 … len − 1, uniformly (a partial Fisher–Yates shuffle: k draws).
+// Also CMLM's uniform masking in nat.ts, so both draw from the RNG the same way.
+export function distinctPositions(len: number, k: number, random: () => number): number[] {
+  const order = Array.from({ length: len }, (_, j) => j);
+  for (let i = 0; i < k; i++) {
+    const j = i + Math.floor(random() * (len - i));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order.slice(0, k);
+}
+
 export interface GlanceRows {
   y: Int32Array; // [B, T] target ids, padded
   n: readonly number[]; // target length of each row (≤ T)
@@ -33,18 +44,13 @@ export function glanceInputs(
     for (let j = 0; j < len; j++) if (predicted[o + j] !== y[o + j]) wrong++;
     const k = Math.floor(ratio * wrong);
     revealed.push(k);
-    const order = Array.from({ length: len }, (_, j) => j);
-    for (let i = 0; i < k; i++) {
-      const j = i + Math.floor(random() * (len - i)); // partial Fisher–Yates: k distinct positions
-      [order[i], order[j]] = [order[j], order[i]];
-    }
     for (let j = 0; j < len; j++) {
       dec[o + j] = ids.maskId;
       target[o + j] = y[o + j];
     }
-    for (let i = 0; i < k; i++) {
-      dec[o + order[i]] = y[o + order[i]];
-      target[o + order[i]] = ids.padId;
+    for (const j of distinctPositions(len, k, random)) {
+      dec[o + j] = y[o + j];
+      target[o + j] = ids.padId;
     }
   }
   return { dec, target, revealed };

@@ -27,7 +27,7 @@ import { copyIndex, isNonAutoregressive, type AnyModel, type NonAutoregressiveMo
 import type { OptionTable } from "../options.ts";
 import type { BpeTokenizer } from "../tokenizer/bpe.ts";
 import type { TrainConfig } from "../train/config.ts";
-import { glanceInputs } from "./glancing.ts";
+import { distinctPositions, glanceInputs } from "./glancing.ts";
 import type { PreparedTask, Task } from "./task.ts";
 import { parallelBatches, parallelProblems, readParallelCorpus, TRANSLATION_OPTIONS } from "./translation.ts";
 
@@ -108,15 +108,10 @@ function prepare(tok: BpeTokenizer, c: TrainConfig, corpus: ReturnType<typeof re
       }
       const g = m.dropoutGenerator;
       const k = 1 + Math.floor(g.random() * n);
-      const order = Array.from({ length: n }, (_, j) => j);
-      for (let i = 0; i < k; i++) {
-        const j = i + Math.floor(g.random() * (n - i)); // partial Fisher–Yates: k distinct positions
-        [order[i], order[j]] = [order[j], order[i]];
-      }
       for (let j = 0; j < n; j++) dec[b * T + j] = r.y[b * T + j];
-      for (let i = 0; i < k; i++) {
-        dec[b * T + order[i]] = m.config.maskId;
-        target[b * T + order[i]] = r.y[b * T + order[i]];
+      for (const j of distinctPositions(n, k, () => g.random())) {
+        dec[b * T + j] = m.config.maskId;
+        target[b * T + j] = r.y[b * T + j];
       }
     }
     return { dec, T, target, fromSource: m.config.decoderInput === "copy" };
