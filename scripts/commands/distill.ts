@@ -61,6 +61,9 @@ export async function distillCommand(argv: string[], io: CommandIO = {}): Promis
         if (!existsSync(p)) throw new UsageError(`hasten distill: ${p} not found (--data names the folder holding ${split}.${src}, ${validSplit}.${src} and ${validSplit}.${tgt})`);
       }
       let sources = readLines(file(split, src));
+      if (f.limit !== undefined) sources = sources.slice(0, f.limit as number);
+      const outDir = resolve(f.out as string);
+      mkdirSync(outDir, { recursive: true });
       // The source side beside the output: the first `limit` lines when limited, else the file as
       // it is; and the validation files, unchanged.
       const copyCorpus = () => {
@@ -68,9 +71,6 @@ export async function distillCommand(argv: string[], io: CommandIO = {}): Promis
         else copyUnlessSame(file(split, src), join(outDir, `${split}.${src}`));
         for (const lang of [src, tgt]) copyUnlessSame(file(validSplit, lang), join(outDir, `${validSplit}.${lang}`));
       };
-      if (f.limit !== undefined) sources = sources.slice(0, f.limit as number);
-      const outDir = resolve(f.out as string);
-      mkdirSync(outDir, { recursive: true });
       const t0 = performance.now();
       // A finished corpus (the output renamed into place, no partial file) is not distilled again:
       // running the same command twice, as a recipe script does, costs nothing the second time.

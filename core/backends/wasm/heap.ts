@@ -133,14 +133,14 @@ export class Heap {
     if (end <= have) return;
     if (end > this.maximumBytes) {
       // Say what holds the memory: a user can then tell one huge tensor from many live ones.
-      const mib = (b: number) => (b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(0)} MiB` : `${(b / 1024).toFixed(0)} KiB`);
+      const human = (b: number) => (b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(0)} MiB` : `${(b / 1024).toFixed(0)} KiB`);
       // the largest sizes with their counts: "4 × 249 MiB, 90 × 32 MiB, …"
       const counts = new Map<number, number>();
       for (const size of this.live.values()) counts.set(size, (counts.get(size) ?? 0) + 1);
-      const largest = [...counts].sort((a, b) => b[0] - a[0]).slice(0, 5).map(([size, n]) => `${n} × ${mib(size)}`).join(", ");
+      const largest = [...counts].sort((a, b) => b[0] - a[0]).slice(0, 5).map(([size, n]) => `${n} × ${human(size)}`).join(", ");
       throw new Error(`heap: out of memory: need ${end} bytes, maximum is ${this.maximumBytes} ` +
-        `(asking for ${mib(end - this.top)} more; ${mib(this.liveTotal)} live in ${this.live.size} blocks, the largest: ${largest || "none"}; ` +
-        `${mib(this.top - this.liveTotal)} free but fragmented below the top)`);
+        `(asking for ${human(end - this.top)} more; ${human(this.liveTotal)} live in ${this.live.size} blocks, the largest: ${largest || "none"}; ` +
+        `${human(this.top - this.liveTotal)} free but fragmented below the top)`);
     }
     const want = Math.min(this.maximumBytes, Math.max(end, have * 2));
     this.memory.grow(Math.ceil((want - have) / PAGE));
